@@ -1,0 +1,126 @@
+"""Pieces every command group shares: option types, option sets, the default-subcommand group, dispatch."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any, Callable
+
+import click
+
+from ..errors import UsageError
+from ..requests import BuildOptions, LaunchOptions
+
+TRUE_WORDS = ("true", "1", "on", "yes")
+FALSE_WORDS = ("false", "0", "off", "no")
+
+
+class BoolWord(click.ParamType):
+    """A boolean written as a word: true/false/1/0/on/off (any case), as the seed's ``--chat=true``."""
+
+    name = "BOOL"
+
+    def convert(self, value: Any, param, ctx) -> bool:
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        self.fail(f"{value!r} is not a boolean; accepted: true/false/1/0/on/off", param, ctx)
+
+
+def close_matches(word: str, choices) -> str:
+    found = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.5)
+    return ", ".join(found)
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument may be a value instead of a subcommand name.
+
+    ``lazyllm deploy llama3 ...`` routes to the ``model`` subcommand; ``lazyllm deploy mcp_server ...``
+    to ``mcp_server``. ``route`` picks the subcommand for an argument that is not a subcommand name.
+    """
+
+    def __init__(self, *args, route: Callable[[str], str | None] | None = None, missing: UsageError | None = None,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.route = route
+        self.missing = missing
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and self.missing is not None:
+            raise self.missing
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names and self.route:
+            target = self.route(args[0])
+            if target is not None:
+                args = [target, *args]
+        return super().parse_args(ctx, args)
+
+
+def build_options(func):
+    """Options of every command that may build images (install, deploy, run)."""
+    opts = [
+        click.option("--base", metavar="NAME", help="Base recipe (default: $LAZYLLM_BASE, else the CUDA/CPU default; "
+                     "'offline' = local Debian base, no registry needed)."),
+        click.option("--cuda", metavar="X.Y", help="CUDA version of the stack (default: what the host driver runs; "
+                     "CPU on hosts without an NVIDIA GPU)."),
+        click.option("--python", "python_version", metavar="X.Y", help="Python version of the stack."),
+        click.option("--torch", "torch_version", metavar="X.Y.Z", help="torch version of the stack."),
+        click.option("--registry", metavar="HOST[:PORT]/PREFIX", help="Look layers up there before building."),
+        click.option("--push", is_flag=True, help="Push the layers built to --registry."),
+        click.option("--offline", is_flag=True, help="Never touch a registry."),
+        click.option("--locked", is_flag=True, help="Rebuild exactly the versions in lazyllm.lock."),
+        click.option("--verbose", "-v", is_flag=True, help="Stream BuildKit's output."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def make_build_options(kw: dict) -> BuildOptions:
+    return BuildOptions(base=kw.pop("base"), cuda=kw.pop("cuda"), python=kw.pop("python_version"),
+                        torch=kw.pop("torch_version"), registry=kw.pop("registry"), push=kw.pop("push"),
+                        offline=kw.pop("offline"), locked=kw.pop("locked"), verbose=kw.pop("verbose"))
+
+
+def launch_options(func):
+    """Options of every command that launches containers (deploy, run)."""
+    opts = [
+        click.option("--host", default="127.0.0.1", show_default=True,
+                     help="Host address the published ports bind to (0.0.0.0 exposes them to the network)."),
+        click.option("--port", type=click.IntRange(0, 65535), help="Host port (default: a free one, printed)."),
+        click.option("--gpus", metavar="SPEC", help="all | N | 0,1 | GPU-UUID,... | none (default: what the "
+                     "framework needs)."),
+        click.option("--name", metavar="NAME", help="Name of the service (default: derived from the request)."),
+        click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing."),
+        click.option("--compose", metavar="FILE", help="Write an equivalent compose file instead of launching."),
+        click.option("--foreground", is_flag=True, help="Stream logs; Ctrl-C stops and removes everything."),
+        click.option("--keep", is_flag=True, help="Keep a container that failed to start (for debugging)."),
+        click.option("--timeout", type=float, default=600.0, show_default=True,
+                     help="Seconds to wait for the service to become healthy."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def make_launch_options(kw: dict) -> LaunchOptions:
+    return LaunchOptions(host=kw.pop("host"), port=kw.pop("port"), gpus=kw.pop("gpus"), name=kw.pop("name"),
+                         dry_run=kw.pop("dry_run"), compose=kw.pop("compose"), foreground=kw.pop("foreground"),
+                         keep=kw.pop("keep"), timeout=kw.pop("timeout"))
+
+
+def dispatch(request, execute: Callable[[Any], Any]):
+    """Run ``execute(request)``; with ``obj={'capture': [...]}`` (tests of the parser) only record it."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if isinstance(root.obj, dict) and "capture" in root.obj:
+        root.obj["capture"].append(request)
+        return None
+    return execute(request)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUE_WORDS

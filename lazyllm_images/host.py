@@ -1,0 +1,271 @@
+"""Facts about this host: BuildKit client, NVIDIA GPUs (NVML), other accelerators, pip and proxy settings.
+
+Pure reads; nothing here changes the host. Planning takes these facts as a ``HostFacts`` value, so a plan for
+another host can be made by passing other facts.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import glob
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+# ------------------------------------------------------------------ BuildKit client
+
+@dataclass(frozen=True)
+class BuildkitClient:
+    kind: str            # "buildx" (docker buildx build) or "builtin" (DOCKER_BUILDKIT=1 docker build)
+    path: str            # the docker CLI binary
+    version: str
+
+    def build_argv(self) -> list[str]:
+        return [self.path, "buildx", "build", "--load"] if self.kind == "buildx" else [self.path, "build"]
+
+    def build_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.kind == "builtin":
+            env["DOCKER_BUILDKIT"] = "1"
+        return env
+
+    def describe(self) -> str:
+        how = "docker buildx build" if self.kind == "buildx" else "built-in BuildKit (DOCKER_BUILDKIT=1)"
+        return f"{self.path} {self.version}: {how}"
+
+
+BUILDKIT_HINT = ("install the buildx plugin (Debian/Ubuntu: docker-buildx or docker-buildx-plugin), or on "
+                 "Debian 12 the docker.io package, whose 20.10 client has BuildKit built in")
+
+
+def _docker_clis() -> list[str]:
+    seen: list[str] = []
+    for path in (os.environ.get("LAZYLLM_DOCKER_CLI"), shutil.which("docker"), "/usr/bin/docker",
+                 "/usr/local/bin/docker"):
+        if path and os.access(path, os.X_OK) and os.path.realpath(path) not in map(os.path.realpath, seen):
+            seen.append(path)
+    return seen
+
+
+def _run(argv: list[str], timeout: float = 10) -> str | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def buildkit_client() -> BuildkitClient | None:
+    """The first docker CLI that can build with BuildKit: a buildx plugin first, else a client from before
+    23.0 (those have BuildKit built in; newer ones refuse DOCKER_BUILDKIT=1 without buildx)."""
+    clis = _docker_clis()
+    for path in clis:
+        out = _run([path, "buildx", "version"])
+        if out:
+            return BuildkitClient("buildx", path, out.split()[1] if len(out.split()) > 1 else out)
+    for path in clis:
+        version = _run([path, "version", "--format", "{{.Client.Version}}"])
+        if version and _major(version) is not None and 18 <= _major(version) < 23:
+            return BuildkitClient("builtin", path, version)
+    return None
+
+
+def _major(version: str) -> int | None:
+    try:
+        return int(version.split(".")[0])
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------ NVIDIA (NVML)
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    uuid: str
+    name: str
+    memory_mib: int
+    compute_capability: str          # "9.0"
+
+
+@dataclass(frozen=True)
+class NvidiaFacts:
+    present: bool
+    reason: str = ""                 # why not present / what failed
+    driver_version: str | None = None
+    cuda_driver: str | None = None   # highest CUDA the driver runs, "12.4"
+    gpus: tuple[Gpu, ...] = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def nvidia_facts() -> NvidiaFacts:
+    """Driver and GPUs through nvidia-ml-py. A missing NVML library means 'no NVIDIA GPU', not a crash."""
+    try:
+        import pynvml
+    except ImportError:
+        return NvidiaFacts(False, "nvidia-ml-py is not installed")
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError_LibraryNotFound:
+        return NvidiaFacts(False, "no NVIDIA driver (NVML library not found)")
+    except pynvml.NVMLError as exc:
+        return NvidiaFacts(False, f"NVML failed to initialise: {exc}")
+    try:
+        driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        cuda_int = pynvml.nvmlSystemGetCudaDriverVersion_v2()
+        cuda = f"{cuda_int // 1000}.{(cuda_int % 1000) // 10}"
+        gpus = []
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
+            gpus.append(Gpu(index=i, uuid=_text(pynvml.nvmlDeviceGetUUID(h)), name=_text(pynvml.nvmlDeviceGetName(h)),
+                            memory_mib=int(pynvml.nvmlDeviceGetMemoryInfo(h).total // (1024 * 1024)),
+                            compute_capability=f"{major}.{minor}"))
+        if not gpus:
+            return NvidiaFacts(False, "NVIDIA driver loaded but no GPU found", driver, cuda)
+        return NvidiaFacts(True, "", driver, cuda, tuple(gpus))
+    except pynvml.NVMLError as exc:
+        return NvidiaFacts(False, f"NVML query failed: {exc}")
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError:
+            pass
+
+
+# ------------------------------------------------------------------ container GPU plumbing, other accelerators
+
+CDI_DIRS = ("/etc/cdi", "/var/run/cdi", "/run/cdi")
+
+
+def cdi_nvidia_specs() -> list[str]:
+    """CDI spec files that declare nvidia.com/gpu devices."""
+    found = []
+    for d in CDI_DIRS:
+        for path in sorted(glob.glob(os.path.join(d, "*.yaml")) + glob.glob(os.path.join(d, "*.json"))):
+            try:
+                if "nvidia.com/gpu" in Path(path).read_text(errors="replace"):   # the spec's ``kind``
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def amd_devices() -> list[str]:
+    return [p for p in ("/dev/kfd",) if os.path.exists(p)] + sorted(glob.glob("/dev/dri/renderD*"))
+
+
+def ascend_devices() -> list[str]:
+    return sorted(glob.glob("/dev/davinci[0-9]*"))
+
+
+# ------------------------------------------------------------------ pip and network settings
+
+@dataclass(frozen=True)
+class PipSettings:
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    cert: str | None = None
+    sources: tuple[str, ...] = ()    # config files read
+
+    def local_find_links(self) -> list[str]:
+        """find-links that are folders on this host (they can be mounted into builds)."""
+        out = []
+        for item in self.find_links:
+            path = item[len("file://"):] if item.startswith("file://") else item
+            if "://" not in path and os.path.isdir(path):
+                out.append(path)
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _pip_config_files() -> list[str]:
+    home = os.path.expanduser("~")
+    xdg_dirs = os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":")
+    files = ["/etc/pip.conf"] + [os.path.join(d, "pip", "pip.conf") for d in xdg_dirs]
+    files += [os.path.join(home, ".pip", "pip.conf"),
+              os.path.join(os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"), "pip", "pip.conf")]
+    if os.environ.get("VIRTUAL_ENV"):
+        files.append(os.path.join(os.environ["VIRTUAL_ENV"], "pip.conf"))
+    if os.environ.get("PIP_CONFIG_FILE") and os.environ["PIP_CONFIG_FILE"] != os.devnull:
+        files.append(os.environ["PIP_CONFIG_FILE"])
+    return files
+
+
+def pip_settings(env: dict[str, str] | None = None) -> PipSettings:
+    """pip's own precedence: config files (global < user < site), then PIP_* variables."""
+    env = os.environ if env is None else env
+    values: dict[str, str] = {}
+    read = []
+    for path in _pip_config_files():
+        if not os.path.isfile(path):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path)
+        except configparser.Error:
+            continue
+        read.append(path)
+        for section in ("global", "install"):
+            if parser.has_section(section):
+                values.update({k.replace("_", "-"): v for k, v in parser.items(section)})
+    for key, value in env.items():
+        if key.startswith("PIP_"):
+            values[key[4:].lower().replace("_", "-")] = value
+
+    def many(key: str) -> tuple[str, ...]:
+        return tuple(values.get(key, "").split())
+
+    return PipSettings(index_url=values.get("index-url") or None, extra_index_urls=many("extra-index-url"),
+                       find_links=many("find-links"), trusted_hosts=many("trusted-host"),
+                       cert=values.get("cert") or None, sources=tuple(read))
+
+
+def ca_bundle(env: dict[str, str] | None = None) -> str | None:
+    """The CA bundle builds and containers should trust: PIP_CERT, REQUESTS_CA_BUNDLE, SSL_CERT_FILE, pip's cert."""
+    env = os.environ if env is None else env
+    for key in ("LAZYLLM_CA_BUNDLE", "PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        if env.get(key) and os.path.isfile(env[key]):
+            return env[key]
+    cert = pip_settings(env).cert
+    return cert if cert and os.path.isfile(cert) else None
+
+
+PROXY_KEYS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+def proxy_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if env is None else env
+    return {k: env[k] for k in PROXY_KEYS if env.get(k)}
+
+
+# ------------------------------------------------------------------ everything planning needs
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What planning needs to know about the host; tests build these directly."""
+
+    arch: str = "x86_64"
+    nvidia: NvidiaFacts = field(default_factory=lambda: NvidiaFacts(False, "not probed"))
+    ascend: bool = False
+    amd: bool = False
+
+
+def host_facts() -> HostFacts:
+    return HostFacts(arch=os.uname().machine, nvidia=nvidia_facts(), ascend=bool(ascend_devices()),
+                     amd=bool(amd_devices()))

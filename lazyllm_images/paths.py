@@ -1,0 +1,36 @@
+"""Where the recipes, templates and per-user state live."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def _data_dir(name: str) -> Path:
+    installed = _PKG / "_data" / name          # wheel: force-included by pyproject
+    if installed.is_dir():
+        return installed
+    return _PKG.parent / name                  # source checkout / editable install
+
+
+def recipes_dir() -> Path:
+    return Path(os.environ.get("LAZYLLM_RECIPES", _data_dir("recipes")))
+
+
+def dockerfiles_dir() -> Path:
+    return _data_dir("dockerfiles")
+
+
+def package_dir() -> Path:
+    return _PKG
+
+
+def state_dir() -> Path:
+    """Per-user state: build logs, contexts, locks. ``LAZYLLM_HOME`` overrides."""
+    base = os.environ.get("LAZYLLM_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lazyllm")
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,97 @@
+"""What the user asked for, parsed from argv: plain frozen dataclasses (cheap to import).
+
+The CLI builds one of these per command; planning and launching take them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FRAMEWORKS = ("auto", "vllm", "vllm-cpu", "lightllm", "lmdeploy", "infinity", "embedding", "mindie")
+CHAT_FRAMEWORKS = ("vllm", "vllm-cpu", "lightllm", "lmdeploy")
+ONLINE_SOURCES = ("openai", "sensenova", "glm", "kimi", "qwen", "doubao")
+RUN_SERVICES = ("chatbot", "rag", "training_service", "infer_service")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options shared by every command that may build images."""
+
+    base: str | None = None          # recipe name of the base; None: LAZYLLM_BASE or the default
+    cuda: str | None = None
+    python: str | None = None
+    torch: str | None = None
+    registry: str | None = None
+    push: bool = False
+    offline: bool = False
+    locked: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class InstallRequest:
+    items: tuple[str, ...]
+    build: BuildOptions = field(default_factory=BuildOptions)
+    dry_run: bool = False
+    json: bool = False
+    dockerfiles: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """Options shared by every command that launches containers."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None
+    gpus: str | None = None          # all | N | 0,1 | GPU-uuid,... | none
+    name: str | None = None
+    dry_run: bool = False
+    compose: str | None = None
+    foreground: bool = False
+    keep: bool = False
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class DeployModelRequest:
+    model: str
+    framework: str = "auto"
+    chat: bool = False
+    options: tuple[tuple[str, str], ...] = ()   # --key=value, in order given
+    flags: tuple[str, ...] = ()                 # --flag without a value
+    pass_unknown: bool = False
+    launch: LaunchOptions = field(default_factory=LaunchOptions)
+    build: BuildOptions = field(default_factory=BuildOptions)
+
+
+@dataclass(frozen=True)
+class McpServerRequest:
+    command: str
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    pass_environment: bool = False
+    sse_port: int = 0
+    sse_host: str = "127.0.0.1"
+    allow_origins: tuple[str, ...] = ()
+    auth_token: str | None = None
+    isolate: bool = False
+    restart: str = "no"              # no | on-failure
+    container: bool = True
+    url_file: str | None = None
+    foreground: bool = False
+    dry_run: bool = False
+    name: str | None = None
+    build: BuildOptions = field(default_factory=BuildOptions)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    target: str                      # chatbot | rag | workflow | training_service | infer_service
+    model: str | None = None
+    framework: str | None = None
+    source: str | None = None
+    documents: str | None = None
+    workflow: str | None = None      # path of the JSON graph for target == "workflow"
+    embed_model: str | None = None
+    launch: LaunchOptions = field(default_factory=LaunchOptions)
+    build: BuildOptions = field(default_factory=BuildOptions)
