@@ -31,7 +31,7 @@ base: venv engine
 	$(BIN)/lazyllm images bootstrap
 
 test: venv engine test-deps base
-	$(BIN)/python -m pytest -m "unit or engine or e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "unit or host or engine or e2e" $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ os.environ.setdefault("LAZYLLM_LABELS", f"org.lazyllm.test-run={RUN_ID}")
 def pytest_collection_modifyitems(config, items):
     for item in items:
         path = str(item.fspath)
-        for kind in ("unit", "engine", "e2e"):
+        for kind in ("unit", "host", "engine", "e2e"):
             if f"{os.sep}tests{os.sep}{kind}{os.sep}" in path:
                 item.add_marker(getattr(pytest.mark, kind))
 
