@@ -61,3 +61,47 @@ def image_labels(ref: str) -> dict[str, str]:
         return dict(client().images.get(ref).labels or {})
     except docker.errors.ImageNotFound:
         return {}
+
+
+def images_exist(refs: list[str]) -> dict[str, bool] | None:
+    """Which image references exist locally; None when no engine answers.
+
+    The common case (a local unix socket) uses one keep-alive HTTP connection and no docker-py import: this is
+    on the path of every no-op ``install`` and every ``--dry-run``.
+    """
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        return _images_exist_unix(host[len("unix://"):], refs)
+    try:
+        client()
+    except EngineError:
+        return None
+    return {ref: image_exists(ref) for ref in refs}
+
+
+def _images_exist_unix(path: str, refs: list[str]) -> dict[str, bool] | None:
+    import http.client
+    import socket
+    from urllib.parse import quote
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(path)
+
+    conn = UnixConnection("localhost")
+    out: dict[str, bool] = {}
+    try:
+        for ref in refs:
+            conn.request("GET", f"/v1.41/images/{quote(ref, safe='')}/json")
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status not in (200, 404):
+                return None
+            out[ref] = resp.status == 200
+    except OSError:
+        return None
+    finally:
+        conn.close()
+    return out

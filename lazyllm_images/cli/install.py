@@ -35,5 +35,5 @@ def install(items, dry_run, as_json, dockerfiles, **kw):
 
 
 def _execute(request: InstallRequest):
-    from ..errors import NotImplementedYet
-    raise NotImplementedYet("lazyllm install")
+    from ..install import run
+    run(request)

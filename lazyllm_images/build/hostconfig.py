@@ -1,0 +1,71 @@
+"""The host's configuration for builds, passed in and never baked in.
+
+- the CA bundle (TLS-intercepting proxies): a BuildKit secret ``ca``;
+- pip's indexes and credentials: a generated pip.conf as the BuildKit secret ``pipconf`` (only http(s) indexes:
+  the host's own paths and constraint files mean nothing inside a build);
+- the host's local wheelhouse folders (find-links): hard links in the layer's build context (``wheels/``);
+- proxy variables: Docker's predefined proxy build args (kept out of the image history by the engine).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..host import ca_bundle, pip_settings, proxy_env
+from ..paths import state_dir
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    secrets: dict[str, str]               # secret id -> file on the host
+    build_args: dict[str, str]            # proxy variables only
+    wheelhouses: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _pip_conf_text(env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    s = pip_settings(env)
+    lines, notes = ["[global]"], []
+    remote = [u for u in s.extra_index_urls if u.startswith(("http://", "https://"))]
+    skipped = [u for u in (s.index_url, *s.extra_index_urls) if u and not u.startswith(("http://", "https://"))]
+    if s.index_url and s.index_url.startswith(("http://", "https://")):
+        lines.append(f"index-url = {s.index_url}")
+    if remote:
+        lines.append("extra-index-url = " + " ".join(remote))
+    if s.trusted_hosts:
+        lines.append("trusted-host = " + " ".join(s.trusted_hosts))
+    if skipped:
+        notes.append(f"host-local package indexes not passed to builds: {', '.join(skipped)}")
+    return "\n".join(lines) + "\n", notes
+
+
+def host_config(env: dict[str, str] | None = None) -> HostConfig:
+    env = os.environ if env is None else env
+    secrets: dict[str, str] = {}
+    bundle = ca_bundle(env)
+    if bundle:
+        secrets["ca"] = bundle
+    text, notes = _pip_conf_text(env)
+    folder = state_dir() / "secrets"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    conf = folder / "pip.conf"
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    secrets["pipconf"] = str(conf)
+    return HostConfig(secrets=secrets, build_args=proxy_env(env),
+                      wheelhouses=tuple(pip_settings(env).local_find_links()), notes=tuple(notes))
+
+
+def wheel_files(wheelhouses: tuple[str, ...]) -> list[Path]:
+    out: list[Path] = []
+    seen: set[str] = set()
+    for folder in wheelhouses:
+        for path in sorted(Path(folder).glob("*.whl")):
+            if path.name not in seen:
+                seen.add(path.name)
+                out.append(path)
+    return out

@@ -1,0 +1,84 @@
+"""``lazyllm install``: plan (pure) and, unless --dry-run, build (effects in lazyllm_images.build)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .errors import LazyllmError
+from .plan import Plan
+from .requests import BuildOptions, InstallRequest
+
+
+def make_plan(items: tuple[str, ...], build: BuildOptions) -> Plan:
+    from .host import host_facts
+    from .resolve import resolve
+    return resolve(items, build, host=host_facts())
+
+
+def local_images(plan: Plan) -> dict[str, bool] | None:
+    """Which layer images exist locally; None when no engine answers (a dry run needs none)."""
+    from .engine import images_exist
+    return images_exist([layer.ref for layer in plan.layers])
+
+
+def write_dockerfiles(plan: Plan, folder: str) -> list[Path]:
+    out = Path(folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LazyllmError(f"cannot create {folder}: {exc.strerror}", "choose a writable folder") from exc
+    paths = []
+    for i, layer in enumerate(plan.layers, 1):
+        path = out / f"{i:02d}-{layer.name}.Dockerfile"
+        path.write_text(layer.dockerfile)
+        paths.append(path)
+    return paths
+
+
+def print_plan(plan: Plan, exists: dict[str, bool] | None, show_dockerfiles: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(highlight=False)
+    console.print(f"[bold]plan[/] {' '.join(plan.items)}  ->  [bold]{plan.stack_tag}[/]")
+    fw = ", ".join(f"{k} {v}".strip() for k, v in plan.frameworks.items())
+    console.print(f"base {plan.base} ({plan.base_image}), {plan.accelerator}"
+                  + (f" CUDA {plan.cuda}" if plan.cuda else "") + f", Python {plan.python}"
+                  + (f", torch {plan.torch}" if plan.torch else "") + (f", {fw}" if fw else ""))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("#", "layer", "image", "state", "installs"):
+        table.add_column(col)
+    for i, layer in enumerate(plan.layers, 1):
+        state = "?" if exists is None else ("[green]exists[/]" if exists.get(layer.ref) else "[yellow]to build[/]")
+        what = " ".join(list(layer.apt) + list(layer.packages))
+        table.add_row(str(i), layer.name, layer.ref, state, what if len(what) < 70 else what[:67] + "...")
+    console.print(table)
+    for note in plan.notes:
+        console.print(f"note: {note}")
+    if exists is None:
+        console.print("note: no Docker engine answers, so whether layers exist is unknown")
+    if show_dockerfiles:
+        for i, layer in enumerate(plan.layers, 1):
+            console.rule(f"{i:02d}-{layer.name}.Dockerfile")
+            console.print(layer.dockerfile, markup=False, end="")
+
+
+def run(request: InstallRequest) -> None:
+    plan = make_plan(request.items, request.build)
+    if request.dry_run:
+        exists = local_images(plan)
+        if request.dockerfiles:
+            written = write_dockerfiles(plan, request.dockerfiles)
+        if request.json:
+            data = plan.to_dict(exists)
+            if request.dockerfiles:
+                data["dockerfiles"] = [str(p) for p in written]
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            return
+        print_plan(plan, exists, show_dockerfiles=not request.dockerfiles)
+        if request.dockerfiles:
+            print(f"Dockerfiles written to {request.dockerfiles}/ ({len(written)} files)")
+        return
+    from .errors import NotImplementedYet
+    raise NotImplementedYet("building (lazyllm install without --dry-run)")

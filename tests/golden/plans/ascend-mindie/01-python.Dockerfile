@@ -1,0 +1,33 @@
+# lazyllm layer: python (preinstalled Python 3.11 in /opt/venv)
+FROM swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts
+
+RUN id -u 10001 >/dev/null 2>&1 || useradd --uid 10001 --create-home --shell /bin/sh lazyllm
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
+    --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=bind,source=.,target=/opt/lazyllm-build \
+    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
+    python3 -m venv --system-site-packages /opt/venv \
+ && sh /opt/lazyllm-build/with-host-config.sh /opt/venv/bin/pip install "pip==26.3"
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+RUN mkdir -p /opt/lazyllm/freeze && touch /opt/lazyllm/constraints.txt
+ENV PIP_CONSTRAINT=/opt/lazyllm/constraints.txt
+RUN pip freeze --all > /opt/lazyllm/freeze/python.txt
+LABEL org.lazyllm.accelerator="ascend" \
+      org.lazyllm.constraints="" \
+      org.lazyllm.cuda="" \
+      org.lazyllm.groups="" \
+      org.lazyllm.kind="layer" \
+      org.lazyllm.layer="python" \
+      org.lazyllm.managed="true" \
+      org.lazyllm.protect="" \
+      org.lazyllm.python="3.11" \
+      org.lazyllm.role="python" \
+      org.lazyllm.smoke.python="{\"commands\":[[\"python\",\"-c\",\"import sys, venv; assert sys.prefix == '/opt/venv'\"]]}" \
+      org.opencontainers.image.base.name="swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts" \
+      org.opencontainers.image.description="A Python virtual environment at /opt/venv (the base's own Python, or one installed by uv when another version is asked for), pip and the build helpers." \
+      org.opencontainers.image.title="lazyllm python" \
+      org.opencontainers.image.vendor="lazyllm-images"

@@ -1,0 +1,27 @@
+# lazyllm layer: framework-vllm
+FROM lazyllm/torch:2f8f1eb184d86117
+
+COPY constraints.txt /opt/lazyllm/constraints.txt
+
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
+    --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=bind,source=.,target=/opt/lazyllm-build \
+    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
+    sh /opt/lazyllm-build/with-host-config.sh pip install -r /opt/lazyllm-build/requirements.txt
+RUN pip freeze --all > /opt/lazyllm/freeze/framework-vllm.txt
+LABEL org.lazyllm.accelerator="nvidia" \
+      org.lazyllm.constraints="torch==2.6.0+cu124;vllm==0.8.5.post1" \
+      org.lazyllm.cuda="12.4" \
+      org.lazyllm.groups="vllm" \
+      org.lazyllm.kind="layer" \
+      org.lazyllm.launch.framework-vllm="{\"gpu\":\"required\",\"health\":\"/health\",\"ipc_host\":true,\"ports\":[{\"name\":\"api\",\"port\":8000}]}" \
+      org.lazyllm.layer="framework-vllm" \
+      org.lazyllm.managed="true" \
+      org.lazyllm.protect="torch,torchvision,torchaudio,vllm" \
+      org.lazyllm.python="3.10" \
+      org.lazyllm.role="framework" \
+      org.lazyllm.smoke.framework-vllm="{\"imports\":[\"vllm.entrypoints.openai.api_server\"]}" \
+      org.opencontainers.image.base.name="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04" \
+      org.opencontainers.image.description="vLLM (GPU), served by its OpenAI-compatible server." \
+      org.opencontainers.image.title="lazyllm framework-vllm" \
+      org.opencontainers.image.vendor="lazyllm-images"

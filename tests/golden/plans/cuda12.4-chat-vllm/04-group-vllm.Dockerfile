@@ -1,0 +1,25 @@
+# lazyllm layer: group-vllm
+FROM lazyllm/framework-vllm:01e186fcaf4d1d60
+
+COPY constraints.txt /opt/lazyllm/constraints.txt
+
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
+    --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=bind,source=.,target=/opt/lazyllm-build \
+    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
+    sh /opt/lazyllm-build/with-host-config.sh pip install -r /opt/lazyllm-build/requirements.txt
+RUN pip freeze --all > /opt/lazyllm/freeze/group-vllm.txt
+LABEL org.lazyllm.accelerator="nvidia" \
+      org.lazyllm.constraints="torch==2.6.0+cu124;vllm==0.8.5.post1" \
+      org.lazyllm.cuda="12.4" \
+      org.lazyllm.groups="vllm" \
+      org.lazyllm.kind="layer" \
+      org.lazyllm.layer="group-vllm" \
+      org.lazyllm.managed="true" \
+      org.lazyllm.protect="torch,torchvision,torchaudio,vllm" \
+      org.lazyllm.python="3.10" \
+      org.lazyllm.role="group" \
+      org.opencontainers.image.base.name="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04" \
+      org.opencontainers.image.description="vLLM inference." \
+      org.opencontainers.image.title="lazyllm group-vllm" \
+      org.opencontainers.image.vendor="lazyllm-images"

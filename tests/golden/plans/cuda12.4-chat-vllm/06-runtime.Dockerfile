@@ -1,0 +1,26 @@
+# lazyllm layer: runtime (the project's own code: MCP bridge, chat page, RAG, model-server launchers)
+FROM lazyllm/group-chat:adfa851dd43f92ca
+COPY constraints.txt /opt/lazyllm/constraints.txt
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
+    --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=bind,source=.,target=/opt/lazyllm-build \
+    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
+    sh /opt/lazyllm-build/with-host-config.sh pip install -r /opt/lazyllm-build/requirements.txt
+COPY app/ /opt/lazyllm/app/
+ENV PYTHONPATH=/opt/lazyllm/app
+RUN pip freeze --all > /opt/lazyllm/freeze/runtime.txt
+LABEL org.lazyllm.accelerator="nvidia" \
+      org.lazyllm.constraints="torch==2.6.0+cu124;vllm==0.8.5.post1" \
+      org.lazyllm.cuda="12.4" \
+      org.lazyllm.groups="vllm,chat" \
+      org.lazyllm.kind="layer" \
+      org.lazyllm.layer="runtime" \
+      org.lazyllm.managed="true" \
+      org.lazyllm.protect="torch,torchvision,torchaudio,vllm" \
+      org.lazyllm.python="3.10" \
+      org.lazyllm.role="runtime" \
+      org.lazyllm.smoke.runtime="{\"imports\":[\"lazyllm_images.runtime\"]}" \
+      org.opencontainers.image.base.name="nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04" \
+      org.opencontainers.image.description="The project's runtime (MCP bridge, chat page, RAG and model-server launchers) and its dependencies. Always the top layer, so changing it rebuilds only this layer." \
+      org.opencontainers.image.title="lazyllm runtime" \
+      org.opencontainers.image.vendor="lazyllm-images"

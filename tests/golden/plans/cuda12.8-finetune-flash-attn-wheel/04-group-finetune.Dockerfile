@@ -1,0 +1,26 @@
+# lazyllm layer: group-finetune
+FROM lazyllm/flash-attn:29de08381072c0fe
+
+COPY constraints.txt /opt/lazyllm/constraints.txt
+
+RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
+    --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=bind,source=.,target=/opt/lazyllm-build \
+    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
+    sh /opt/lazyllm-build/with-host-config.sh pip install -r /opt/lazyllm-build/requirements.txt
+RUN pip freeze --all > /opt/lazyllm/freeze/group-finetune.txt
+LABEL org.lazyllm.accelerator="nvidia" \
+      org.lazyllm.constraints="torch==2.8.0+cu128;flash-attn==2.8.3" \
+      org.lazyllm.cuda="12.8" \
+      org.lazyllm.groups="finetune" \
+      org.lazyllm.kind="layer" \
+      org.lazyllm.layer="group-finetune" \
+      org.lazyllm.managed="true" \
+      org.lazyllm.protect="torch,torchvision,torchaudio,flash-attn" \
+      org.lazyllm.python="3.10" \
+      org.lazyllm.role="group" \
+      org.lazyllm.smoke.group-finetune="{\"imports\":[\"transformers\",\"peft\",\"datasets\",\"accelerate\"]}" \
+      org.opencontainers.image.base.name="nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04" \
+      org.opencontainers.image.description="Fine-tuning: transformers, PEFT/LoRA, datasets, accelerate; flash-attn on CUDA." \
+      org.opencontainers.image.title="lazyllm group-finetune" \
+      org.opencontainers.image.vendor="lazyllm-images"
