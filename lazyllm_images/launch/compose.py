@@ -1,0 +1,166 @@
+"""LaunchSpecs -> a compose file (dict and YAML) that ``docker-compose config`` accepts, v1.29 and v2 alike.
+
+One service per spec, keyed and named by the spec's name (so the chat page reaches the model server at the same
+host name as under ``docker run`` on a user network). Named volumes are declared with their exact name, so compose
+does not prefix them with the project. A spec's ``depends_on`` becomes ``condition: service_healthy``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from . import gpu as gpu_mod
+from .spec import LaunchSpec, MountSpec
+
+NETWORK_MODES = ("host", "none", "bridge")
+
+
+def _ports(spec: LaunchSpec) -> list[str]:
+    out = []
+    for p in spec.ports:
+        ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip
+        host = "" if p.host_port is None else str(p.host_port)
+        suffix = "" if p.protocol == "tcp" else f"/{p.protocol}"
+        out.append(f"{ip}:{host}:{p.container_port}{suffix}")
+    return out
+
+
+def _volume(m: MountSpec) -> dict:
+    out = {"type": m.kind, "source": m.source, "target": m.target}
+    if m.read_only:
+        out["read_only"] = True
+    return out
+
+
+def add_mounts(svc: dict, mounts: Sequence[MountSpec]) -> None:
+    real = [_volume(m) for m in mounts if m.kind != "tmpfs"]
+    tmpfs = [f"{m.target}:{m.options}" if m.options else m.target for m in mounts if m.kind == "tmpfs"]
+    if real:
+        svc["volumes"] = real
+    if tmpfs:
+        svc["tmpfs"] = tmpfs
+
+
+def add_gpus(svc: dict, spec: LaunchSpec, rendering: gpu_mod.GpuRendering) -> None:
+    devices = list(rendering.cdi_devices) + list(rendering.devices)
+    devices += [d for d in spec.devices if d not in devices]
+    if devices:
+        svc["devices"] = [d if ":" in d or "=" in d else f"{d}:{d}" for d in devices]
+    groups = list(rendering.group_add) + [g for g in spec.group_add if g not in rendering.group_add]
+    if groups:
+        svc["group_add"] = groups
+    if rendering.reservations:
+        svc["deploy"] = {"resources": {"reservations": {"devices": [dict(r) for r in rendering.reservations]}}}
+
+
+def add_security(svc: dict, spec: LaunchSpec) -> None:
+    if spec.user:
+        svc["user"] = spec.user
+    if spec.cap_drop:
+        svc["cap_drop"] = list(spec.cap_drop)
+    if spec.cap_add:
+        svc["cap_add"] = list(spec.cap_add)
+    if spec.security_opt:
+        svc["security_opt"] = list(spec.security_opt)
+    if spec.read_only_rootfs:
+        svc["read_only"] = True
+    if spec.init:
+        svc["init"] = True
+
+
+def add_resources(svc: dict, spec: LaunchSpec) -> None:
+    if spec.ipc_host:
+        svc["ipc"] = "host"
+    if spec.shm_size:
+        svc["shm_size"] = spec.shm_size
+    if spec.ulimits:
+        svc["ulimits"] = {u.name: {"soft": u.soft, "hard": u.hard} for u in spec.ulimits}
+
+
+def add_healthcheck(svc: dict, spec: LaunchSpec) -> None:
+    hc = spec.healthcheck
+    if hc is not None:
+        svc["healthcheck"] = {"test": ["CMD", *hc.command()], "interval": f"{hc.interval_s}s",
+                              "timeout": f"{hc.timeout_s}s", "retries": hc.retries,
+                              "start_period": f"{hc.start_period_s}s"}
+
+
+def add_process(svc: dict, spec: LaunchSpec, names: set[str]) -> None:
+    if spec.network in NETWORK_MODES:
+        svc["network_mode"] = spec.network       # other names: compose's own project network joins the services
+    if spec.working_dir:
+        svc["working_dir"] = spec.working_dir
+    if spec.stdin_open:
+        svc["stdin_open"] = True
+    if spec.restart != "no":
+        svc["restart"] = spec.restart
+    if spec.depends_on:
+        missing = [d for d in spec.depends_on if d not in names]
+        if missing:
+            raise ValueError(f"{spec.name} depends on {', '.join(missing)}, which is not in this compose file")
+        svc["depends_on"] = {d: {"condition": "service_healthy"} for d in spec.depends_on}
+
+
+def service(spec: LaunchSpec, names: set[str], gpu_mode: str = "runtime",
+            gids: dict[str, int] | None = None) -> dict:
+    """One compose service for ``spec`` (``names``: the services in the same file)."""
+    rendering = gpu_mod.render(spec.gpus, gpu_mode)
+    if gids:
+        rendering = gpu_mod.with_group_ids(rendering, gids)
+    svc: dict = {"image": spec.image, "container_name": spec.name}
+    if spec.entrypoint is not None:
+        svc["entrypoint"] = list(spec.entrypoint)
+    if spec.command:
+        svc["command"] = list(spec.command)
+    env = {**rendering.env, **spec.env}
+    if env:
+        svc["environment"] = {k: str(v) for k, v in env.items()}
+    if spec.ports:
+        svc["ports"] = _ports(spec)
+    known = {m.target for m in spec.mounts}
+    add_mounts(svc, tuple(spec.mounts) + tuple(m for m in rendering.mounts if m.target not in known))
+    add_gpus(svc, spec, rendering)
+    add_resources(svc, spec)
+    add_security(svc, spec)
+    if spec.labels:
+        svc["labels"] = dict(spec.labels)
+    add_healthcheck(svc, spec)
+    add_process(svc, spec, names)
+    return svc
+
+
+def compose_dict(specs: Sequence[LaunchSpec], gpu_mode: str = "runtime", gids: dict[str, int] | None = None,
+                 volume_labels: dict[str, str] | None = None) -> dict:
+    """The compose file for ``specs`` (a model server and its chat page, say)."""
+    names = {s.name for s in specs}
+    if len(names) != len(specs):
+        raise ValueError("two specs share a name")
+    out: dict = {"services": {s.name: service(s, names, gpu_mode, gids) for s in specs}}
+    volumes = sorted({m.source for s in specs for m in s.mounts if m.kind == "volume"})
+    if volumes:
+        out["volumes"] = {v: {"name": v, **({"labels": dict(volume_labels)} if volume_labels else {})}
+                          for v in volumes}
+    return _escape(out)
+
+
+def _escape(value):
+    """Compose interpolates ``$VAR`` in every string; ``$$`` is a literal dollar."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def compose_yaml(specs: Sequence[LaunchSpec], gpu_mode: str = "runtime", gids: dict[str, int] | None = None,
+                 volume_labels: dict[str, str] | None = None) -> str:
+    import yaml
+
+    class NoAliases(yaml.SafeDumper):
+        def ignore_aliases(self, data):          # repeated dicts are written out, not as &id001 anchors
+            return True
+
+    data = compose_dict(specs, gpu_mode, gids, volume_labels)
+    return yaml.dump(data, Dumper=NoAliases, sort_keys=False, default_flow_style=False, width=1000)
