@@ -140,6 +140,7 @@ class GroupRecipe(Strict):
     needs_torch: bool = False
     torch: Optional[str] = None
     apt: list[str] = []
+    commands: list[str] = []                 # extra RUN lines after the pip install (one command each)
     requires: Requires = Requires()
     launch: LaunchNeeds = LaunchNeeds()
     smoke: Smoke = Smoke()
@@ -149,6 +150,11 @@ class GroupRecipe(Strict):
     @classmethod
     def _requirements(cls, v: list[str]) -> list[str]:
         return [_check_requirement(x) for x in v]
+
+    @field_validator("commands")
+    @classmethod
+    def _commands(cls, v: list[str]) -> list[str]:
+        return [_no_newlines(x) for x in v]
 
 
 class RecipeSet(BaseModel):

@@ -55,7 +55,9 @@ def friendly_tag(sel: Selection, choice: Choice) -> str:
 
 
 def resolve(items: tuple[str, ...] | list[str], build: BuildOptions | None = None, recipes: RecipeSet | None = None,
-            host: HostFacts | None = None, env: dict[str, str] | None = None) -> Plan:
+            host: HostFacts | None = None, env: dict[str, str] | None = None,
+            locks: dict[str, list[str]] | None = None) -> Plan:
+    """``locks``: exact pins per layer name (from lazyllm.lock, for ``install --locked``)."""
     items = tuple(items)
     if not items:
         raise PlanError("nothing to install", "name groups or packages")
@@ -67,7 +69,7 @@ def resolve(items: tuple[str, ...] | list[str], build: BuildOptions | None = Non
     bases, explicit = base_candidates(build, recipes, host, sel, env.get("LAZYLLM_BASE"))
     choice = _choose_on(bases, explicit, sel, recipes, build, host)
     check_package_conflicts(sel, choice, recipes)
-    layers = stack_layers(recipes, choice, sel)
+    layers = stack_layers(recipes, choice, sel, locks)
     return Plan(items=items, groups=tuple(g.name for g in sel.groups),
                 packages=tuple(str(n.requirement) for n in sel.packages), base=choice.base.name,
                 base_image=choice.base.image, accelerator=choice.base.accelerator, cuda=choice.base.cuda,

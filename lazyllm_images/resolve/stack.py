@@ -77,8 +77,8 @@ def _merge(existing: list[str], new: list[str]) -> list[str]:
 class Stacker:
     """Places layers bottom-up, carrying the cumulative constraints and protected packages."""
 
-    def __init__(self, recipes: RecipeSet, choice: Choice):
-        self.recipes, self.choice = recipes, choice
+    def __init__(self, recipes: RecipeSet, choice: Choice, locks: dict[str, list[str]] | None = None):
+        self.recipes, self.choice, self.locks = recipes, choice, locks or {}
         self.parent_ref, self.parent_id = choice.base.image, f"base:{choice.base.image}"
         self.constraints: list[str] = []
         self.protect: list[str] = []
@@ -86,7 +86,7 @@ class Stacker:
         self.layers: list[PlannedLayer] = []
 
     def add(self, spec: LayerSpec) -> PlannedLayer:
-        here = _merge(self.constraints, spec.pins_here)
+        here = _merge(self.constraints, spec.pins_here + self.locks.get(spec.name, []))
         protect = _merge(self.protect, [canonicalize_name(p) for p in spec.protect])
         self.groups = _merge(self.groups, spec.groups)
         files = [_inline("requirements.txt", "".join(f"{p}\n" for p in spec.packages).encode()),
@@ -194,10 +194,11 @@ def group_spec(r: RecipeSet, c: Choice, name: str, sel: Selection) -> LayerSpec 
     if c.base.accelerator == "nvidia":
         needs += sel.cuda_packages.get(name, [])
     packages = [str(n.requirement) for n in needs]
-    if not packages and not g.apt and not g.smoke.model_dump(exclude_defaults=True):
+    if not packages and not g.apt and not g.commands and not g.smoke.model_dump(exclude_defaults=True):
         return None
     return LayerSpec(f"group-{name}", "group", "pip", [f"group:{name}"], packages=packages, system=list(g.apt),
-                     launch=g.launch, smoke=g.smoke, description=g.description, groups=[name])
+                     commands=list(g.commands), launch=g.launch, smoke=g.smoke, description=g.description,
+                     groups=[name])
 
 
 def packages_spec(r: RecipeSet, sel: Selection) -> LayerSpec | None:
@@ -217,8 +218,9 @@ def runtime_spec(r: RecipeSet) -> LayerSpec:
                      extra=dict(version=__version__))
 
 
-def stack_layers(r: RecipeSet, c: Choice, sel: Selection) -> list[PlannedLayer]:
-    s = Stacker(r, c)
+def stack_layers(r: RecipeSet, c: Choice, sel: Selection,
+                 locks: dict[str, list[str]] | None = None) -> list[PlannedLayer]:
+    s = Stacker(r, c, locks)
     s.add(python_spec(r, c))
     if c.torch:
         s.add(torch_spec(r, c, sel))

@@ -37,7 +37,7 @@ def test_deployment_and_service():
     assert c["resources"] == {"limits": {"nvidia.com/gpu": 2}}
     assert {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"} in c["env"]
     assert c["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                    "runAsUser": 1000, "runAsNonRoot": True, "runAsGroup": 1000}
+                                    "runAsUser": 10001, "runAsNonRoot": True, "runAsGroup": 10001}
     assert c["startupProbe"]["failureThreshold"] == 33 and c["readinessProbe"]["httpGet"] == {"path": "/health",
                                                                                                "port": 8000}
     vols = {v["name"]: v for v in pod["volumes"]}

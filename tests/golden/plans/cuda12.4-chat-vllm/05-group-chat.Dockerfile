@@ -1,5 +1,5 @@
 # lazyllm layer: group-chat
-FROM lazyllm/group-vllm:d9a5b14200ca729a
+FROM lazyllm/group-vllm:9de70c8401a269eb
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 
