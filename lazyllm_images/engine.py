@@ -37,6 +37,18 @@ def labels(kind: str, **extra: str) -> dict[str, str]:
     return out
 
 
+def runtime_labels(kind: str, **extra: str) -> dict[str, str]:
+    """Labels for containers, volumes and networks: ``labels()`` plus ``LAZYLLM_LABELS`` ("k=v,k2=v2"), which
+    lets a CI job or a test run mark (and later remove) everything it launched. Images never get these: they are
+    content-addressed and shared."""
+    out = labels(kind, **extra)
+    for pair in filter(None, os.environ.get("LAZYLLM_LABELS", "").split(",")):
+        key, _, value = pair.partition("=")
+        if key.strip():
+            out[key.strip()] = value.strip()
+    return out
+
+
 def managed_filter(kind: str | None = None, **extra: str) -> dict:
     """A ``filters`` argument matching only what the tool made."""
     wanted = [f"{MANAGED_LABEL}=true"]
@@ -64,22 +76,35 @@ def image_labels(ref: str) -> dict[str, str]:
 
 
 def images_exist(refs: list[str]) -> dict[str, bool] | None:
-    """Which image references exist locally; None when no engine answers.
+    """Which image references exist locally; None when no engine answers."""
+    found = inspect_images(refs)
+    return None if found is None else {ref: found[ref] is not None for ref in refs}
+
+
+def inspect_images(refs: list[str]) -> dict[str, dict | None] | None:
+    """Each reference's inspect data (None when absent); None when no engine answers.
 
     The common case (a local unix socket) uses one keep-alive HTTP connection and no docker-py import: this is
     on the path of every no-op ``install`` and every ``--dry-run``.
     """
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://"):
-        return _images_exist_unix(host[len("unix://"):], refs)
+        return _inspect_unix(host[len("unix://"):], refs)
+    import docker.errors
     try:
-        client()
+        c = client()
     except EngineError:
         return None
-    return {ref: image_exists(ref) for ref in refs}
+    out: dict[str, dict | None] = {}
+    for ref in refs:
+        try:
+            out[ref] = c.images.get(ref).attrs
+        except docker.errors.ImageNotFound:
+            out[ref] = None
+    return out
 
 
-def _images_exist_unix(path: str, refs: list[str]) -> dict[str, bool] | None:
+def _inspect_unix(path: str, refs: list[str]) -> dict[str, dict | None] | None:
     import http.client
     import socket
     from urllib.parse import quote
@@ -90,17 +115,18 @@ def _images_exist_unix(path: str, refs: list[str]) -> dict[str, bool] | None:
             self.sock.settimeout(10)
             self.sock.connect(path)
 
+    import json
     conn = UnixConnection("localhost")
-    out: dict[str, bool] = {}
+    out: dict[str, dict | None] = {}
     try:
         for ref in refs:
             conn.request("GET", f"/v1.41/images/{quote(ref, safe='')}/json")
             resp = conn.getresponse()
-            resp.read()
+            body = resp.read()
             if resp.status not in (200, 404):
                 return None
-            out[ref] = resp.status == 200
-    except OSError:
+            out[ref] = json.loads(body) if resp.status == 200 else None
+    except (OSError, ValueError):
         return None
     finally:
         conn.close()

@@ -14,7 +14,11 @@ from .requests import BuildOptions, InstallRequest
 def make_plan(items: tuple[str, ...], build: BuildOptions) -> Plan:
     from .host import host_facts
     from .resolve import resolve
-    return resolve(items, build, host=host_facts())
+    locks = None
+    if build.locked:
+        from .build.lockfile import read_pins
+        locks = read_pins(items)
+    return resolve(items, build, host=host_facts(), locks=locks)
 
 
 def local_images(plan: Plan) -> dict[str, bool] | None:
@@ -80,5 +84,12 @@ def run(request: InstallRequest) -> None:
         if request.dockerfiles:
             print(f"Dockerfiles written to {request.dockerfiles}/ ({len(written)} files)")
         return
-    from .errors import NotImplementedYet
-    raise NotImplementedYet("building (lazyllm install without --dry-run)")
+    from .build.runner import build_plan
+    outcome = build_plan(plan, request.build, quiet=request.json)
+    if request.json:
+        sys.stdout.write(json.dumps(outcome.to_dict(plan), indent=2) + "\n")
+        return
+    if outcome.lock_file:
+        print(f"lock: {outcome.lock_file}")
+    for ref in outcome.pushed:
+        print(f"pushed: {ref}")

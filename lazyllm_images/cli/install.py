@@ -13,7 +13,7 @@ from .common import build_options, dispatch, make_build_options
 @click.argument("items", nargs=-1, metavar="GROUP|PACKAGE...")
 @build_options
 @click.option("--dry-run", is_flag=True, help="Print the plan (layers, tags, Dockerfiles); build nothing.")
-@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="The plan (with --dry-run) or the outcome as JSON.")
 @click.option("--dockerfiles", metavar="DIR", help="With --dry-run: write each layer's Dockerfile to DIR.")
 def install(items, dry_run, as_json, dockerfiles, **kw):
     """Resolve extras groups and Python packages into layered images, building only what is missing.

@@ -21,3 +21,68 @@ def offline_base(docker_client):
     from lazyllm_images.bootstrap import bootstrap_base
     ref, _ = bootstrap_base(echo=lambda s: None)
     return ref
+
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Tiny groups for build tests: real pip installs of small packages from PyPI, on the offline base.
+TEST_GROUPS = {
+    "tiny-a": {"order": 40, "packages": ["six==1.16.0"], "smoke": {"imports": ["six"]}},
+    "tiny-b": {"order": 50, "packages": ["idna==3.10"], "smoke": {"imports": ["idna"]}},
+    "tiny-c": {"order": 60, "packages": ["packaging==24.1"], "smoke": {"imports": ["packaging"]}},
+    "tiny-torch": {"order": 45, "needs_torch": True, "packages": [], "smoke": {"imports": ["torch"]}},
+    "tiny-bad": {"order": 55, "packages": ["lazyllm-no-such-package-xyz==1.0"]},
+    "tiny-breaks-torch": {"order": 56, "needs_torch": True, "commands": ["pip uninstall -y torch"]},
+}
+
+
+def write_groups(root: Path, groups: dict) -> None:
+    for name, body in groups.items():
+        (root / "groups" / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, **body}))
+
+
+@pytest.fixture(scope="session")
+def test_recipes(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("recipes") / "recipes"
+    shutil.copytree(REPO / "recipes", root)
+    write_groups(root, TEST_GROUPS)
+    return root
+
+
+class Lazyllm:
+    """Runs the real CLI in a subprocess with the test recipes, the offline base and a private lock file."""
+
+    def __init__(self, recipes: Path, workdir: Path):
+        self.recipes, self.workdir = recipes, workdir
+        self.env = {**os.environ, "LAZYLLM_RECIPES": str(recipes), "LAZYLLM_BASE": "offline",
+                    "LAZYLLM_LOCK_FILE": str(workdir / "lazyllm.lock"), "COLUMNS": "200"}
+
+    def argv(self, *args) -> list[str]:
+        return [sys.executable, "-m", "lazyllm_images", *args]
+
+    def __call__(self, *args, timeout: float = 900, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(*args), capture_output=True, text=True, cwd=self.workdir,
+                              env={**self.env, **(env or {})}, timeout=timeout)
+
+    def popen(self, *args, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=self.workdir, env={**self.env, **(env or {})}, start_new_session=True)
+
+    def plan(self, *items, extra=()) -> dict:
+        import json
+        out = self("install", *items, "--dry-run", "--json", *extra)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+
+@pytest.fixture
+def lazyllm(test_recipes, tmp_path, offline_base) -> Lazyllm:
+    return Lazyllm(test_recipes, tmp_path)
