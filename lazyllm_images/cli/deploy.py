@@ -75,7 +75,8 @@ def deploy_model(ctx, model, framework, chat, pass_unknown, **kw):
 
 
 def _execute_model(request: DeployModelRequest):
-    raise NotImplementedYet("lazyllm deploy MODEL")
+    from ..services.deploy import run
+    run(request)
 
 
 # ---------------------------------------------------------------- deploy mcp_server

@@ -47,18 +47,22 @@ def model_server_plan(framework, *, name: str, image: str, model_source: str, gp
                       env: dict | None = None, network: str | None = None, shm_size: str | None = None,
                       ipc_host: bool = False) -> ModelServerPlan:
     """``framework``: a name or an adapter. ``gpus`` must be resolved (``gpu.resolve``); ``gpu_count`` is the
-    host's GPU count when ``gpus`` is ``all`` (for tensor parallelism). ``model_mount``: bind (a host directory)
-    or volume (a named volume, the model in ``model_subdir``). ``files_dir``: a host directory for generated files
+    host's GPU count when ``gpus`` is ``all`` (for tensor parallelism). ``model_mount``: bind (a host directory),
+    volume (a named volume, the model in ``model_subdir``) or image (``model_source`` is a path inside the image). ``files_dir``: a host directory for generated files
     (MindIE's config), needed only by frameworks that generate some."""
     from ..frameworks import Framework, get
     fw: Framework = get(framework) if isinstance(framework, str) else framework
     if gpus.kind == "auto":
         raise ValueError("resolve the GPU request (gpu.resolve) before planning")
     served = served_name or served_name_for(model_source, model_subdir)
-    model_path = posixpath.join(MODEL_DIR, model_subdir) if model_subdir else MODEL_DIR
+    if model_mount == "image":              # the model ships inside the image (a package layer): no mount
+        model_path = model_source
+    else:
+        model_path = posixpath.join(MODEL_DIR, model_subdir) if model_subdir else MODEL_DIR
     cmd = fw.server_argv(model_path, served, fw.container_port, options, flags, pass_unknown, gpus=gpus,
                          gpu_count=gpu_count)
-    mounts = [MountSpec(model_mount, MODEL_DIR, model_source, read_only=True, purpose="model"), scratch_mount()]
+    mounts = [scratch_mount()] if model_mount == "image" else \
+        [MountSpec(model_mount, MODEL_DIR, model_source, read_only=True, purpose="model"), scratch_mount()]
     files = []
     if cmd.files and not files_dir:
         raise ValueError(f"{fw.name} generates files: pass files_dir")

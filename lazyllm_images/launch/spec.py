@@ -78,9 +78,9 @@ class GpuRequest:
             return cls(word, vendor=vendor, capabilities=capabilities)
         if word.startswith("count="):
             word = raw = raw[len("count="):]
-            if not word.isdigit():
+            if not (word.isascii() and word.isdigit()):
                 raise _gpu_usage(text)
-        if word.isdigit():
+        if word.isascii() and word.isdigit():
             if int(word) == 0:
                 raise UsageError("--gpus 0 is ambiguous",
                                  "say --gpus none for no GPU, or --gpus device=0 for the first")
@@ -123,7 +123,7 @@ def _device_ids(body: str, text: str | None) -> tuple[str, ...]:
     ids: list[str] = []
     for item in body.split(","):
         item = item.strip()
-        if item.isdigit():
+        if item.isascii() and item.isdigit():
             item = str(int(item))
         elif not _UUID.match(item):
             raise _gpu_usage(text)

@@ -42,8 +42,8 @@ def _choose_on(bases: list[BaseRecipe], explicit: bool, sel: Selection, recipes:
     raise first or PlanError("no base fits this request", "pass --base")
 
 
-def friendly_tag(sel: Selection, choice: Choice) -> str:
-    names = [g.name for g in sel.groups] + sorted(re.sub(r"[^a-z0-9.]+", "-", str(n.requirement).lower()).strip("-")
+def friendly_tag(sel: Selection, choice: Choice, frameworks: tuple[str, ...] = ()) -> str:
+    names = [f"serve-{f}" for f in frameworks] + [g.name for g in sel.groups] + sorted(re.sub(r"[^a-z0-9.]+", "-", str(n.requirement).lower()).strip("-")
                                                   for n in sel.packages)
     variant = {"cpu": "cpu", "ascend": "ascend"}.get(choice.base.accelerator) or f"cu{choice.base.cuda.replace('.', '')}"
     if choice.base.name == "offline":
@@ -56,16 +56,22 @@ def friendly_tag(sel: Selection, choice: Choice) -> str:
 
 def resolve(items: tuple[str, ...] | list[str], build: BuildOptions | None = None, recipes: RecipeSet | None = None,
             host: HostFacts | None = None, env: dict[str, str] | None = None,
-            locks: dict[str, list[str]] | None = None) -> Plan:
-    """``locks``: exact pins per layer name (from lazyllm.lock, for ``install --locked``)."""
+            locks: dict[str, list[str]] | None = None, frameworks: tuple[str, ...] = ()) -> Plan:
+    """``locks``: exact pins per layer name (from lazyllm.lock, for ``install --locked``); ``frameworks``:
+    framework layers to add (what ``deploy`` asks for, besides the items)."""
     items = tuple(items)
-    if not items:
+    if not items and not frameworks:
         raise PlanError("nothing to install", "name groups or packages")
     build = build or BuildOptions()
     recipes = recipes or load_recipes()
     host = host or HostFacts()
     env = os.environ if env is None else env
     sel = select(items, recipes)
+    for name in frameworks:
+        if f"framework-{name}" not in recipes.layers:
+            raise PlanError(f"unknown framework {name!r}", "frameworks: " + ", ".join(
+                sorted(n[len("framework-"):] for n in recipes.layers if n.startswith("framework-"))))
+        sel.frameworks.setdefault(name, [])
     bases, explicit = base_candidates(build, recipes, host, sel, env.get("LAZYLLM_BASE"))
     choice = _choose_on(bases, explicit, sel, recipes, build, host)
     check_package_conflicts(sel, choice, recipes)
@@ -76,4 +82,4 @@ def resolve(items: tuple[str, ...] | list[str], build: BuildOptions | None = Non
                 python=choice.python, torch=choice.torch_version,
                 frameworks={(rel.package if rel else name): (rel.version if rel else "") for name, rel
                             in choice.frameworks.items()},
-                layers=tuple(layers), stack_tag=friendly_tag(sel, choice), notes=tuple(choice.notes))
+                layers=tuple(layers), stack_tag=friendly_tag(sel, choice, tuple(frameworks)), notes=tuple(choice.notes))

@@ -1,0 +1,1 @@
+"""One module per service: CLI request -> (install plan, LaunchSpecs) -> launched, healthy containers."""

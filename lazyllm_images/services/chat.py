@@ -1,0 +1,30 @@
+"""The web chat page as a container: the same page for `deploy --chat=true` and `run chatbot`."""
+
+from __future__ import annotations
+
+from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount, service_labels
+
+CHAT_PORT = 8000
+
+
+def chat_spec(service: str, image: str, upstream: str, model: str, *, host_ip: str = "127.0.0.1",
+              host_port: int | None = None, default_params: list[str] | None = None, network: str | None = None,
+              api_key_file: str | None = None, title: str | None = None, depends_on: tuple[str, ...] = (),
+              extra_labels: dict | None = None) -> LaunchSpec:
+    command = ["python3", "-m", "lazyllm_images.runtime.chat", "--upstream", upstream, "--model", model,
+               "--host", "0.0.0.0", "--port", str(CHAT_PORT)]
+    for param in default_params or []:
+        command += ["--default-param", param]
+    if title:
+        command += ["--title", title]
+    mounts = [scratch_mount()]
+    if api_key_file:
+        command += ["--api-key-file", "/run/secrets/api-key"]
+        mounts.append(MountSpec("bind", "/run/secrets/api-key", api_key_file, read_only=True, purpose="secret"))
+    return LaunchSpec(
+        name=f"{service}-chat", image=image, command=tuple(command), role="chat",
+        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
+        ports=(PortSpec("chat", CHAT_PORT, host_port, host_ip),), mounts=tuple(mounts),
+        labels=service_labels(service, "chat", model=model, **(extra_labels or {})),
+        healthcheck=HealthCheck("/healthz", CHAT_PORT, start_period_s=60), network=network,
+        read_only_rootfs=True, depends_on=depends_on)

@@ -1,0 +1,202 @@
+"""``lazyllm deploy MODEL``: choose the framework, install (or reuse) its stack, launch it healthy, print how to
+use it. ``--chat=true`` adds the web chat page; ``--dry-run`` prints the engine calls; ``--compose`` writes them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, replace
+
+from .. import engine
+from ..errors import LaunchError
+from ..launch.spec import GpuRequest, LaunchSpec
+from ..requests import DeployModelRequest
+from . import launcher
+from .models import HUB_CACHE_TARGET, HUB_CACHE_VOLUME, ModelSource, files_dict, resolve_model
+
+
+@dataclass
+class Prepared:
+    framework: str
+    why: str
+    source: ModelSource
+    plan: object
+    server: object                    # launch.plan.ModelServerPlan
+    specs: list[LaunchSpec]
+    gpu_mode: str
+    service: str
+
+
+def choose_framework(request: DeployModelRequest, source: ModelSource, host) -> tuple[str, str]:
+    from ..frameworks import auto
+    if request.framework != "auto":
+        return request.framework, "asked for"
+    kind = source.model_kind or auto.detect_model_kind(source.spec, files_dict(source)).kind
+    name, why = auto.choose_with_reason(kind, host)
+    return name, f"auto: {why}"
+
+
+def _model_args(source: ModelSource, plan) -> dict:
+    if source.kind == "dir":
+        return dict(model_source=source.host_path, model_mount="bind")
+    if source.kind == "package":
+        return dict(model_source=source.path_in_image(plan.python), model_mount="image")
+    return dict(model_source=source.spec, model_mount="image")
+
+
+def _hub_spec(spec: LaunchSpec, source: ModelSource) -> LaunchSpec:
+    """A hub id: weights download once into a named volume; tokens come on stdin."""
+    from ..launch.spec import MountSpec
+    env = {**spec.env, "HF_HUB_OFFLINE": "0", "HF_HOME": HUB_CACHE_TARGET}
+    mounts = spec.mounts + (MountSpec("volume", HUB_CACHE_TARGET, HUB_CACHE_VOLUME, purpose="cache"),)
+    return replace(spec, env=env, mounts=mounts)
+
+
+def hub_secrets() -> dict[str, str]:
+    import os
+    return {k: os.environ[k] for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN") if os.environ.get(k)}
+
+
+def prepare(request: DeployModelRequest) -> Prepared:
+    from ..frameworks import get
+    from ..host import cdi_nvidia_specs, host_facts
+    from ..launch import gpu
+    from ..launch.plan import model_server_plan
+    from ..resolve import resolve
+    host = host_facts()
+    source = resolve_model(request.model)
+    fw_name, why = choose_framework(request, source, host)
+    fw = get(fw_name)
+    gpus = gpu.resolve(GpuRequest.parse(request.launch.gpus), fw.needs.gpu, host, framework=fw.name,
+                       vendors=fw.needs.vendors)
+    plan = resolve(source.install_items, request.build, host=host, frameworks=(fw_name,))
+    explicit = bool(request.launch.name)
+    base = request.launch.name or f"lazyllm-{source.served_name.lower()}"
+    service = base if request.launch.dry_run or request.launch.compose else launcher.unique_service_name(base, explicit)
+    network = f"{service}-net"
+    server = model_server_plan(fw, name=f"{service}-model", image=plan.top.ref, served_name=source.served_name,
+                               gpus=gpus, options=request.options, flags=request.flags,
+                               pass_unknown=request.pass_unknown,
+                               gpu_count=len(host.nvidia.gpus) or None, host_ip=request.launch.host,
+                               host_port=request.launch.port, service=service, network=network,
+                               **_model_args(source, plan))
+    model_spec = server.spec
+    if source.kind == "hub":
+        model_spec = _hub_spec(model_spec, source)
+    specs = [model_spec]
+    if request.chat:
+        from .chat import chat_spec
+        specs.append(chat_spec(service, plan.top.ref, f"http://{model_spec.name}:{fw.container_port}",
+                               server.served_name, host_ip=request.launch.host, default_params=server.default_params(),
+                               network=network, depends_on=(model_spec.name,)))
+    mode = gpu.choose_mode(_nvidia_runtime(), cdi_nvidia_specs()) if gpus.wants_gpu else "runtime"
+    return Prepared(fw_name, why, source, plan, server, specs, mode, service)
+
+
+def _nvidia_runtime() -> bool:
+    try:
+        return "nvidia" in (engine.client().info().get("Runtimes") or {})
+    except Exception:
+        return False
+
+
+def print_dry_run(p: Prepared) -> None:
+    from ..launch.docker import dry_run_text
+    print(f"framework: {p.framework} ({p.why})")
+    print(f"image: {p.plan.top.ref}  (stack {p.plan.stack_tag}; {len(p.plan.layers)} layers, "
+          f"'lazyllm install' builds what is missing)")
+    print(f"docker network create --label org.lazyllm.managed=true {p.service}-net")
+    for spec in p.specs:
+        print(dry_run_text(spec, p.gpu_mode))
+
+
+def write_compose(p: Prepared, path: str) -> None:
+    from ..launch.compose import compose_yaml
+    text = compose_yaml(p.specs, p.gpu_mode)
+    with open(path, "w") as out:
+        out.write(text)
+    print(f"compose file: {path} (docker compose -f {path} up -d)")
+
+
+def check_gpus(p: Prepared) -> None:
+    from ..host import cdi_nvidia_specs, host_facts
+    from ..launch import gpu
+    spec = p.specs[0]
+    labels = engine.image_labels(p.plan.top.ref)
+    host = host_facts()
+    gpu.check_driver(labels.get("org.lazyllm.cuda") or None, host.nvidia, spec.gpus,
+                     nvidia_runtime=_nvidia_runtime(), cdi_specs=cdi_nvidia_specs(), mode=p.gpu_mode)
+    gpu.check_host(spec.gpus, host)
+
+
+def launch(p: Prepared, request: DeployModelRequest) -> list:
+    specs = [launcher.with_ports(s) for s in p.specs]
+    urls = _urls(p, specs)
+    specs = [replace(s, labels={**s.labels, "org.lazyllm.urls": json.dumps(urls),
+                                **({"org.lazyllm.primary": "true"} if i == 0 else {})})
+             for i, s in enumerate(specs)]
+    launcher.ensure_network(p.service)
+    started = []
+    try:
+        for spec in specs:
+            secrets = (p.server.secret_env or {}) if spec.role == "model" else {}
+            if spec.role == "model" and p.source.kind == "hub":
+                secrets = {**secrets, **hub_secrets()}
+            container = launcher.start(spec, p.gpu_mode, secrets or None)
+            started.append(container)
+            health = launcher.url(spec.port(spec.ports[0].name), spec.healthcheck.path if spec.healthcheck else "/")
+            sys.stderr.write(f"waiting for {spec.name} to be healthy ({health})\n")
+            try:
+                launcher.wait_healthy(container, health, request.launch.timeout)
+            except LaunchError as exc:
+                launcher.report_failure(container, exc)
+                raise
+    except BaseException:
+        if not request.launch.keep:
+            launcher.remove(started, p.service)
+        raise
+    return started, urls
+
+
+def _urls(p: Prepared, specs: list[LaunchSpec]) -> dict[str, str]:
+    urls = {"api": launcher.url(specs[0].ports[0], p.server.api_base)}
+    if len(specs) > 1:
+        urls["chat"] = launcher.url(specs[1].ports[0], "/")
+    return urls
+
+
+def curl_example(p: Prepared, api: str) -> str:
+    if p.server.api_kind == "openai-embeddings":
+        body = {"model": p.server.served_name, "input": ["hello world"]}
+        return f"curl {api}/embeddings -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
+    if p.server.api_kind == "openai-chat":
+        body = {"model": p.server.served_name, "messages": [{"role": "user", "content": "Hello!"}]}
+        return f"curl {api}/chat/completions -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
+    return f"curl {api}/generate -H 'Content-Type: application/json' -d '{json.dumps({'inputs': 'Hello!'})}'"
+
+
+def run(request: DeployModelRequest) -> None:
+    p = prepare(request)
+    if request.launch.dry_run:
+        print_dry_run(p)
+        return
+    from ..build.runner import build_plan
+    build_plan(p.plan, request.build, write_lock=False, quiet=True)
+    if request.launch.compose:
+        write_compose(p, request.launch.compose)
+        return
+    check_gpus(p)
+    started, urls = launch(p, request)
+    print(f"service:   {p.service} ({p.framework}; {p.why})")
+    print(f"endpoint:  {urls['api']}")
+    print(f"model:     {p.server.served_name}")
+    if "chat" in urls:
+        print(f"chat:      {urls['chat']}")
+    print(f"try:       {curl_example(p, urls['api'])}")
+    print(f"manage:    lazyllm ps | lazyllm logs {p.service} | lazyllm stop {p.service}")
+    if request.launch.foreground:
+        try:
+            launcher.follow(started, started[0])
+        finally:
+            launcher.remove(started, p.service)
+            print(f"stopped {p.service}")

@@ -1,0 +1,166 @@
+"""Effects of launching: networks, containers (secrets on stdin), health waits, clean removal on failure.
+
+Everything created carries the tool's labels (plus ``LAZYLLM_LABELS``) so ``ps``, ``logs`` and ``stop`` find it,
+and nothing else is ever touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from typing import Callable
+
+from .. import engine
+from ..errors import LaunchError, UsageError
+from ..launch.docker import container_kwargs
+from ..launch.spec import LaunchSpec, PortSpec, labels_from_env
+
+TAIL = 30
+
+
+def free_port(host_ip: str) -> int:
+    bind = "127.0.0.1" if host_ip in ("0.0.0.0", "") else host_ip
+    with socket.socket() as s:
+        s.bind((bind, 0))
+        return s.getsockname()[1]
+
+
+def with_ports(spec: LaunchSpec) -> LaunchSpec:
+    """Fill in host ports left to us (None) with free ones, so URLs are known before the start."""
+    ports = tuple(p if p.host_port else replace(p, host_port=free_port(p.host_ip)) for p in spec.ports)
+    return replace(spec, ports=ports)
+
+
+def port_in_use(host_ip: str, port: int) -> bool:
+    bind = "127.0.0.1" if host_ip in ("0.0.0.0", "") else host_ip
+    with socket.socket() as s:
+        try:
+            s.bind((bind, port))
+            return False
+        except OSError:
+            return True
+
+
+def url(port: PortSpec, path: str = "") -> str:
+    host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "") else port.host_ip
+    return f"http://{host}:{port.host_port}{path}"
+
+
+def service_exists(name: str) -> bool:
+    return bool(engine.client().containers.list(all=True, filters=engine.managed_filter("service", service=name)))
+
+
+def ensure_network(service: str) -> str:
+    client = engine.client()
+    name = f"{service}-net"
+    if not client.networks.list(names=[name]):
+        client.networks.create(name, driver="bridge", labels=engine.runtime_labels("network", service=service))
+    return name
+
+
+def start(spec: LaunchSpec, gpu_mode: str = "runtime", secret_env: dict[str, str] | None = None):
+    """Create and start one container; secrets go through the attach socket, never into its config."""
+    import docker.errors
+    kwargs = container_kwargs(spec, gpu_mode)
+    kwargs["labels"] = {**kwargs.get("labels", {}), **labels_from_env(os.environ.get("LAZYLLM_LABELS"))}
+    client = engine.client()
+    try:
+        container = client.containers.create(**kwargs)
+    except docker.errors.ImageNotFound as exc:
+        raise LaunchError(f"image {spec.image} is not here", "run 'lazyllm install' first") from exc
+    except docker.errors.APIError as exc:
+        raise LaunchError(f"the engine refused container {spec.name}: {exc.explanation or exc}",
+                          "'lazyllm doctor' checks the host") from exc
+    try:
+        if secret_env:
+            sock = container.attach_socket(params={"stdin": 1, "stream": 1})
+            container.start()
+            raw = getattr(sock, "_sock", sock)
+            raw.sendall((json.dumps({"env": secret_env}) + "\n").encode())
+            raw.close()
+        else:
+            container.start()
+    except docker.errors.APIError as exc:
+        container.remove(force=True)
+        raise LaunchError(f"container {spec.name} did not start: {exc.explanation or exc}",
+                          "another process may hold the port: choose another with --port") from exc
+    return container
+
+
+def logs_tail(container, n: int = TAIL) -> str:
+    try:
+        return container.logs(tail=n).decode(errors="replace")
+    except Exception:
+        return ""
+
+
+def _http_ok(target: str) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(target, timeout=3) as resp:
+            return 200 <= resp.status < 300
+    except Exception:
+        return False
+
+
+def wait_healthy(container, health_url: str, timeout: float, on_tick: Callable[[float], None] | None = None) -> None:
+    start_time = time.monotonic()
+    while True:
+        container.reload()
+        state = container.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            raise LaunchError(f"{container.name} exited with code {state.get('ExitCode')} before it was ready",
+                              "see its last log lines above")
+        if _http_ok(health_url):
+            return
+        elapsed = time.monotonic() - start_time
+        if elapsed > timeout:
+            raise LaunchError(f"{container.name} was not healthy after {timeout:.0f}s ({health_url})",
+                              "raise --timeout, or see its last log lines above")
+        if on_tick:
+            on_tick(elapsed)
+        time.sleep(0.5)
+
+
+def remove(containers, service: str | None = None) -> None:
+    for c in containers:
+        try:
+            c.remove(force=True)
+        except Exception:
+            pass
+    if service:
+        for net in engine.client().networks.list(filters=engine.managed_filter("network", service=service)):
+            try:
+                net.remove()
+            except Exception:
+                pass
+
+
+def report_failure(container, exc: LaunchError) -> None:
+    sys.stderr.write(f"--- last {TAIL} log lines of {container.name}\n{logs_tail(container)}---\n")
+
+
+def follow(containers, primary) -> None:
+    """Stream the primary container's logs until Ctrl-C or its exit; then remove everything."""
+    try:
+        for chunk in primary.logs(stream=True, follow=True):
+            sys.stdout.write(chunk.decode(errors="replace"))
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+
+
+def unique_service_name(base: str, explicit: bool) -> str:
+    if not service_exists(base):
+        return base
+    if explicit:
+        raise UsageError(f"a service named {base!r} exists", f"'lazyllm stop {base}' first, or choose another --name")
+    for i in range(2, 100):
+        if not service_exists(f"{base}-{i}"):
+            return f"{base}-{i}"
+    raise UsageError(f"too many services named {base}-*", "'lazyllm stop --all' or choose --name")
