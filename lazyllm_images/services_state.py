@@ -69,11 +69,14 @@ def print_table(rows: list[dict]) -> None:
     from rich.table import Table
     table = Table(box=None, header_style="bold")
     for col in ("name", "framework", "model", "urls", "gpus", "status", "uptime"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(r["name"], r["framework"], r["model"], "\n".join(f"{k}: {v}" for k, v in r["urls"].items()),
                       r["gpus"] or "-", "\n".join(r["status"]), r["uptime"])
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:                 # pipes and CI logs: do not squeeze URLs into 80 columns
+        console = Console(width=200)
+    console.print(table)
 
 
 def _find(name: str):

@@ -1,13 +1,34 @@
 #!/usr/bin/env bash
-# `make demo`: the main job end to end on the embedded default (offline Debian base, CPU).
+# `make demo`: the main job end to end on the embedded default (the offline Debian base, CPU, no registry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export LAZYLLM_BASE=offline
 L=.venv/bin/lazyllm
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+cleanup() { $L stop lazyllm-demo-embed >/dev/null 2>&1 || true; }
+trap cleanup EXIT
 
 step "the host"
-$L doctor
+$L doctor || true
 
 step "the offline base (debootstrap + import, reused when present)"
 $L images bootstrap
-docker run --rm lazyllm/base-offline:debian-bookworm cat /etc/os-release | head -n 2
+
+step "the seed's examples, planned (--dry-run: nothing is built or started)"
+$L install embedding chat --dry-run --dockerfiles "${TMPDIR:-/tmp}/lazyllm-demo-dockerfiles"
+$L install openai sentence-transformers --dry-run --json | python3 -c \
+  'import json,sys; p=json.load(sys.stdin); print("openai sentence-transformers ->", p["stack"], [l["name"] for l in p["layers"]])'
+echo "# a GPU host's plan for the seed's deploy example (CUDA 12.8, all GPUs):"
+$L deploy llama3-chat --framework vllm --chat=true --top_p=0.9 --max_tokens=2048 --cuda 12.8 --gpus all --dry-run
+
+step "build a real stack: install embedding chat (layers reused by content tag)"
+$L install embedding chat
+$L images
+
+step "deploy the packaged all-MiniLM-L6-v2 on the CPU and ask it once"
+$L deploy all-MiniLM-L6-v2 --framework embedding --name lazyllm-demo-embed | tee "${TMPDIR:-/tmp}/lazyllm-demo-deploy.txt"
+endpoint=$(awk '/^endpoint:/ {print $2}' "${TMPDIR:-/tmp}/lazyllm-demo-deploy.txt")
+curl -s "$endpoint/embeddings" -H 'Content-Type: application/json' \
+  -d '{"model": "all-MiniLM-L6-v2", "input": ["lazyllm builds layered images"]}' | python3 -c \
+  'import json,sys; d=json.load(sys.stdin)["data"][0]["embedding"]; print(f"embedding: {len(d)} dimensions, first {d[:3]}")'
+$L ps

