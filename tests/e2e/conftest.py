@@ -91,8 +91,10 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> No
 
 def lazyllm(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
     """The real CLI on the offline base (what a user on an air-gapped host runs)."""
+    lock = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lazyllm-e2e-{os.getpid()}.lock")
     return subprocess.run([sys.executable, "-m", "lazyllm_images", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "LAZYLLM_BASE": "offline", **(env or {})})
+                          timeout=timeout, env={**os.environ, "LAZYLLM_BASE": "offline", "LAZYLLM_LOCK_FILE": lock,
+                                                **(env or {})})
 
 
 def deployed(result: subprocess.CompletedProcess) -> dict[str, str]:

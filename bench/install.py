@@ -1,0 +1,166 @@
+"""`lazyllm install` against the equivalent single-Dockerfile images, same machine, same BuildKit, same run.
+
+Peer: for each group combination, one Dockerfile that installs Python, then torch and every package of the stack
+(the groups' and the runtime's) in one pip step, with the same pip cache mount, CA secret and wheelhouse: what a
+hand-written Dockerfile for that stack looks like. Three measurements:
+  1. a no-op install of a built stack (no build may run; target < 0.5 s) beside `docker build` of the peer with a
+     warm cache;
+  2. bytes for three combinations sharing torch (docker save of the three images, layers counted once), target
+     at most 0.5x the peer's;
+  3. rebuild after one top group changes, target at most 0.5x the peer's rebuild after the same change.
+Run: .venv/bin/python bench/install.py   (on the offline base; several minutes cold). Results: bench/results/install.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import record  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+COMBOS = [("embedding", "chat"), ("embedding", "tracing"), ("embedding", "online-advanced")]
+EXTRA = "rich==13.9.4"            # the change made to the top group in measurement 3
+
+
+def lazyllm(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lazyllm_images", *args], capture_output=True, text=True, env=env,
+                          check=False)
+
+
+def ours(env: dict, combo: tuple[str, ...]) -> dict:
+    out = lazyllm(env, "install", *combo, "--json")
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    return json.loads(out.stdout)
+
+
+def peer_dockerfile(plan: dict, base: str) -> str:
+    packages = [p for layer in plan["layers"] for p in layer["packages"]]
+    torch = next(c for layer in plan["layers"] for c in layer["constraints"] if c.startswith("torch=="))
+    quoted = " ".join(f'"{p}"' for p in packages)
+    return f"""FROM {base}
+RUN --mount=type=cache,id=lazyllm-apt-debian-12,target=/var/cache/apt,sharing=locked \\
+    --mount=type=cache,id=lazyllm-aptlists-debian-12,target=/var/lib/apt/lists,sharing=locked \\
+    --mount=type=secret,id=ca,target=/run/secrets/ca.crt --mount=type=bind,source=.,target=/opt/lazyllm-build \\
+    sh /opt/lazyllm-build/with-host-config.sh sh /opt/lazyllm-build/pkg-install.sh python3 python3-venv ca-certificates
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+RUN --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip --mount=type=secret,id=ca,target=/run/secrets/ca.crt \\
+    --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf --mount=type=bind,source=.,target=/opt/lazyllm-build \\
+    echo "{torch}" > /tmp/c.txt && sh /opt/lazyllm-build/with-host-config.sh pip install -c /tmp/c.txt {quoted}
+"""
+
+
+def build_peer(context: Path, tag: str, text: str) -> float:
+    from lazyllm_images.build.buildkit import build_argv, require_buildkit
+    from lazyllm_images.build.hostconfig import host_config
+    (context / "Dockerfile").write_text(text)
+    bk = require_buildkit()
+    argv = build_argv(bk, tag, context, host_config())
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=bk.build_env(), capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(done.stdout[-3000:] + done.stderr[-3000:])
+    return time.perf_counter() - start
+
+
+def peer_context(root: Path) -> Path:
+    from lazyllm_images.build.hostconfig import host_config, wheel_files
+    from lazyllm_images.dockerfile import script
+    ctx = root / "peer"
+    (ctx / "wheels").mkdir(parents=True, exist_ok=True)
+    for name in ("with-host-config.sh", "pkg-install.sh"):
+        (ctx / name).write_bytes(script(name))
+    for wheel in wheel_files(host_config().wheelhouses):
+        target = ctx / "wheels" / wheel.name
+        if not target.exists():
+            os.link(wheel, target)
+    return ctx
+
+
+def median_time(fn, runs: int = 5) -> float:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def saved_bytes(refs: list[str]) -> int:
+    """docker save writes each layer once: the bytes these images need together."""
+    proc = subprocess.Popen(["docker", "save", *refs], stdout=subprocess.PIPE)
+    total = 0
+    while chunk := proc.stdout.read(1 << 20):
+        total += len(chunk)
+    proc.wait()
+    return total
+
+
+def main() -> int:
+    from lazyllm_images.bootstrap import bootstrap_base
+    base, _ = bootstrap_base(echo=lambda s: None)
+    work = Path(tempfile.mkdtemp(prefix="lazyllm-bench-"))
+    recipes = work / "recipes"
+    shutil.copytree(REPO / "recipes", recipes)
+    env = {**os.environ, "LAZYLLM_BASE": "offline", "LAZYLLM_RECIPES": str(recipes),
+           "LAZYLLM_LOCK_FILE": str(work / "lazyllm.lock")}
+    ctx = peer_context(work)
+    stacks, peers = [], []
+    for i, combo in enumerate(COMBOS):
+        ours(env, combo)
+        plan = json.loads(lazyllm(env, "install", *combo, "--dry-run", "--json").stdout)
+        stacks.append(plan["stack"])
+        peers.append(f"lazyllm-bench/single:{'-'.join(combo)}")
+        build_peer(ctx, peers[-1], peer_dockerfile(plan, base))
+
+    noop_ours = median_time(lambda: ours(env, COMBOS[0]))
+    first_peer = peer_dockerfile(json.loads(lazyllm(env, "install", *COMBOS[0], "--dry-run", "--json").stdout), base)
+    noop_peer = median_time(lambda: build_peer(ctx, peers[0], first_peer))
+
+    bytes_ours, bytes_peer = saved_bytes(stacks), saved_bytes(peers)
+
+    chat = recipes / "groups" / "chat.yaml"
+    doc = yaml.safe_load(chat.read_text())
+    doc["packages"].append(EXTRA)
+    chat.write_text(yaml.safe_dump(doc))
+    start = time.perf_counter()
+    changed = ours(env, COMBOS[0])
+    rebuild_ours = time.perf_counter() - start
+    plan = json.loads(lazyllm(env, "install", *COMBOS[0], "--dry-run", "--json").stdout)
+    rebuild_peer = build_peer(ctx, peers[0] + "-changed", peer_dockerfile(plan, base))
+    rebuilt = [x["name"] for x in changed["layers"] if x["how"] == "built"]
+
+    results = {
+        "noop_install": {"ours_s": noop_ours, "peer_docker_build_warm_s": noop_peer, "ratio": noop_ours / noop_peer,
+                         "target_s": 0.5, "meets_target": noop_ours < 0.5},
+        "disk_three_stacks": {"ours_bytes": bytes_ours, "peer_bytes": bytes_peer, "ratio": bytes_ours / bytes_peer,
+                              "target_ratio": 0.5, "meets_target": bytes_ours / bytes_peer <= 0.5,
+                              "stacks": stacks, "peers": peers},
+        "rebuild_after_top_group_change": {"ours_s": rebuild_ours, "peer_s": rebuild_peer,
+                                           "ratio": rebuild_ours / rebuild_peer, "target_ratio": 0.5,
+                                           "meets_target": rebuild_ours / rebuild_peer <= 0.5,
+                                           "layers_rebuilt": rebuilt},
+    }
+    path = record("install", {"peer": "one Dockerfile per stack, one pip step (same BuildKit, caches, secrets)",
+                              "combos": [list(c) for c in COMBOS], "results": results})
+    for name, r in results.items():
+        print(f"{name:<32} ratio {r['ratio']:.3f}  {'ok' if r['meets_target'] else 'MISSED'}  {r}")
+    print(f"-> {path}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
