@@ -4,7 +4,6 @@ use it. ``--chat=true`` adds the web chat page; ``--dry-run`` prints the engine 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, replace
 
 from .. import engine
@@ -152,32 +151,19 @@ def check_gpus(p: Prepared) -> None:
     gpu.check_host(spec.gpus, host)
 
 
-def launch(p: Prepared, request: DeployModelRequest) -> list:
+def launch(p: Prepared, request: DeployModelRequest) -> tuple[list, dict[str, str]]:
     specs = [launcher.with_ports(s) for s in p.specs]
     urls = _urls(p, specs)
-    specs = [replace(s, labels={**s.labels, "org.lazyllm.urls": json.dumps(urls),
-                                **({"org.lazyllm.primary": "true"} if i == 0 else {})})
-             for i, s in enumerate(specs)]
-    launcher.ensure_network(p.service)
-    started = []
-    try:
-        for spec in specs:
-            secrets = (p.server.secret_env or {}) if spec.role == "model" else {}
-            if spec.role == "model" and p.source.kind == "hub":
-                secrets = {**secrets, **hub_secrets()}
-            container = launcher.start(spec, p.gpu_mode, secrets or None)
-            started.append(container)
-            health = launcher.url(spec.port(spec.ports[0].name), spec.healthcheck.path if spec.healthcheck else "/")
-            sys.stderr.write(f"waiting for {spec.name} to be healthy ({health})\n")
-            try:
-                launcher.wait_healthy(container, health, request.launch.timeout)
-            except LaunchError as exc:
-                launcher.report_failure(container, exc)
-                raise
-    except BaseException:
-        if not request.launch.keep:
-            launcher.remove(started, p.service)
-        raise
+    units = []
+    for spec in launcher.labelled(specs, urls):
+        secrets = None
+        if spec.role == "model":
+            env = dict(p.server.secret_env or {})
+            if p.source.kind == "hub":
+                env.update(hub_secrets())
+            secrets = {"env": env}
+        units.append(launcher.Unit(spec, secrets))
+    started = launcher.launch_all(p.service, units, p.gpu_mode, request.launch.timeout, request.launch.keep)
     return started, urls
 
 

@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 import urllib.request
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from .. import engine
@@ -63,9 +63,23 @@ def ensure_network(service: str) -> str:
     return name
 
 
-def start(spec: LaunchSpec, gpu_mode: str = "runtime", secret_env: dict[str, str] | None = None):
-    """Create and start one container; secrets go through the attach socket, never into its config."""
+SECRET_EXEC = ("python3", "-m", "lazyllm_images.runtime.secret_exec", "--")
+
+
+def with_secret_exec(spec: LaunchSpec) -> LaunchSpec:
+    """Secrets reach the process through runtime.secret_exec reading stdin, never the container's config."""
+    if spec.command[:len(SECRET_EXEC)] == SECRET_EXEC:
+        return replace(spec, stdin_open=True)
+    return replace(spec, command=SECRET_EXEC + tuple(spec.command), stdin_open=True)
+
+
+def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None):
+    """Create and start one container. ``secrets`` ({"env": {...}, "files": {"/tmp/x": "..."}}) go through the
+    attach socket to runtime.secret_exec, never into the container's config, labels or logs."""
     import docker.errors
+    secrets = {k: v for k, v in (secrets or {}).items() if v}
+    if secrets:
+        spec = with_secret_exec(spec)
     kwargs = container_kwargs(spec, gpu_mode)
     kwargs["labels"] = {**kwargs.get("labels", {}), **labels_from_env(os.environ.get("LAZYLLM_LABELS"))}
     client = engine.client()
@@ -77,11 +91,11 @@ def start(spec: LaunchSpec, gpu_mode: str = "runtime", secret_env: dict[str, str
         raise LaunchError(f"the engine refused container {spec.name}: {exc.explanation or exc}",
                           "'lazyllm doctor' checks the host") from exc
     try:
-        if secret_env:
+        if secrets:
             sock = container.attach_socket(params={"stdin": 1, "stream": 1})
             container.start()
             raw = getattr(sock, "_sock", sock)
-            raw.sendall((json.dumps({"env": secret_env}) + "\n").encode())
+            raw.sendall((json.dumps(secrets) + "\n").encode())
             raw.close()
         else:
             container.start()
@@ -143,6 +157,45 @@ def remove(containers, service: str | None = None) -> None:
 
 def report_failure(container, exc: LaunchError) -> None:
     sys.stderr.write(f"--- last {TAIL} log lines of {container.name}\n{logs_tail(container)}---\n")
+
+
+@dataclass
+class Unit:
+    """One container of a service: its spec and the secrets it gets on stdin."""
+
+    spec: LaunchSpec
+    secrets: dict | None = None
+
+
+def labelled(specs: list[LaunchSpec], urls: dict[str, str], primary: int = 0) -> list[LaunchSpec]:
+    """Every container of a service carries the service's URLs; ``ps`` and ``logs`` start from the primary one."""
+    return [replace(s, labels={**s.labels, "org.lazyllm.urls": json.dumps(urls),
+                               **({"org.lazyllm.primary": "true"} if i == primary else {})})
+            for i, s in enumerate(specs)]
+
+
+def launch_all(service: str, units: list[Unit], gpu_mode: str, timeout: float, keep: bool = False) -> list:
+    """Start the units in order, each healthy before the next; on any failure (or Ctrl-C) remove what was
+    started, unless ``keep``."""
+    ensure_network(service)
+    started = []
+    try:
+        for unit in units:
+            spec = unit.spec
+            container = start(spec, gpu_mode, unit.secrets)
+            started.append(container)
+            health = url(spec.ports[0], spec.healthcheck.path if spec.healthcheck else "/")
+            sys.stderr.write(f"waiting for {spec.name} to be healthy ({health})\n")
+            try:
+                wait_healthy(container, health, timeout)
+            except LaunchError as exc:
+                report_failure(container, exc)
+                raise
+    except BaseException:
+        if not keep:
+            remove(started, service)
+        raise
+    return started
 
 
 def follow(containers, primary) -> None:

@@ -1,7 +1,8 @@
 # lazyllm layer: python (preinstalled Python 3.11 in /opt/venv)
 FROM swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts
 
-RUN id -u 10001 >/dev/null 2>&1 || useradd --uid 10001 --create-home --shell /bin/sh lazyllm
+RUN (id -u 10001 >/dev/null 2>&1 || useradd --uid 10001 --create-home --shell /bin/sh lazyllm) \
+ && mkdir -p /var/lib/lazyllm && chown 10001:10001 /var/lib/lazyllm
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \

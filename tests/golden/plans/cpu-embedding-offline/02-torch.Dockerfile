@@ -1,5 +1,5 @@
 # lazyllm layer: torch 2.13.0 (cpu): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:a8c55f66f009f9e8
+FROM lazyllm/python:28ce193d19c2060a
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

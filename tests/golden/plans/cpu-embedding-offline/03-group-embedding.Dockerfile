@@ -1,5 +1,5 @@
 # lazyllm layer: group-embedding
-FROM lazyllm/torch:eee5b733a6a99ff4
+FROM lazyllm/torch:d5bdc82e4cb9a119
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

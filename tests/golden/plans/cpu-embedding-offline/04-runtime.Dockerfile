@@ -1,5 +1,5 @@
 # lazyllm layer: runtime (the project's own code: MCP bridge, chat page, RAG, model-server launchers)
-FROM lazyllm/group-embedding:c64118d1dc8a2c39
+FROM lazyllm/group-embedding:7bffe55ac3047778
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

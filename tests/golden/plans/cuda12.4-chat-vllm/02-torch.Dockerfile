@@ -1,5 +1,5 @@
 # lazyllm layer: torch 2.6.0 (cu124): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:a0e04d5a311e7b85
+FROM lazyllm/python:dbeb171e2c181da9
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

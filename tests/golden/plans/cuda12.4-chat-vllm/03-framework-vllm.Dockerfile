@@ -1,5 +1,5 @@
 # lazyllm layer: framework-vllm
-FROM lazyllm/torch:2f8f1eb184d86117
+FROM lazyllm/torch:6d826319e362b953
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

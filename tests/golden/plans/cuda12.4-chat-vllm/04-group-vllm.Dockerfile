@@ -1,5 +1,5 @@
 # lazyllm layer: group-vllm
-FROM lazyllm/framework-vllm:01e186fcaf4d1d60
+FROM lazyllm/framework-vllm:0d817397acbc6652
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

@@ -1,5 +1,5 @@
 # lazyllm layer: group-chat
-FROM lazyllm/group-vllm:9de70c8401a269eb
+FROM lazyllm/group-vllm:4ff5013debe9b3e5
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

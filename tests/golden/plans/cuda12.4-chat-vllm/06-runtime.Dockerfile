@@ -1,5 +1,5 @@
 # lazyllm layer: runtime (the project's own code: MCP bridge, chat page, RAG, model-server launchers)
-FROM lazyllm/group-chat:6f82e01418b6c498
+FROM lazyllm/group-chat:e4c6432baa2efd49
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

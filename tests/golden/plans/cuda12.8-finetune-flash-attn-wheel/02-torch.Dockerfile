@@ -1,5 +1,5 @@
 # lazyllm layer: torch 2.8.0 (cu128): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:cebb66f21bdc25aa
+FROM lazyllm/python:5814b6313a1e4b1a
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

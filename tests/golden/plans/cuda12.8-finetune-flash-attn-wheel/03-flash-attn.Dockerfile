@@ -1,5 +1,5 @@
 # lazyllm layer: flash-attn 2.8.3 (prebuilt wheel)
-FROM lazyllm/torch:c3d2da7857c8d8c7
+FROM lazyllm/torch:829fd726c337481d
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

@@ -1,5 +1,5 @@
 # lazyllm layer: group-finetune
-FROM lazyllm/flash-attn:29de08381072c0fe
+FROM lazyllm/flash-attn:4e1e99164940f72c
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

@@ -7,7 +7,8 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=cache,id=lazyllm-aptlists-ubuntu-22.04,target=/var/lib/apt/lists,sharing=locked \
     sh /opt/lazyllm-build/with-host-config.sh sh /opt/lazyllm-build/pkg-install.sh python3 python3-venv ca-certificates
 
-RUN id -u 10001 >/dev/null 2>&1 || useradd --uid 10001 --create-home --shell /bin/sh lazyllm
+RUN (id -u 10001 >/dev/null 2>&1 || useradd --uid 10001 --create-home --shell /bin/sh lazyllm) \
+ && mkdir -p /var/lib/lazyllm && chown 10001:10001 /var/lib/lazyllm
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \

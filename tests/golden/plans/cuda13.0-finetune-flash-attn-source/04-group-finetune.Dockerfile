@@ -1,5 +1,5 @@
 # lazyllm layer: group-finetune
-FROM lazyllm/flash-attn:9fcfe537f78f35a3
+FROM lazyllm/flash-attn:71db900d76c3136a
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 
