@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import NotImplementedYet, UsageError
+from ..errors import UsageError
 from ..requests import CHAT_FRAMEWORKS, ONLINE_SOURCES, RUN_SERVICES, RunRequest
 from .common import (DefaultGroup, build_options, close_matches, dispatch, launch_options, make_build_options,
                      make_launch_options)
@@ -107,5 +107,5 @@ infer_service = _service("infer_service", "The inference deployment service (HTT
 
 
 def _execute(request: RunRequest):
-    label = "WORKFLOW.json" if request.target == "workflow" else request.target
-    raise NotImplementedYet(f"lazyllm run {label}")
+    from ..services.run import run
+    run(request)

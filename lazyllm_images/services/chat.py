@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount, service_labels
+from ..launch.spec import HealthCheck, LaunchSpec, PortSpec, scratch_mount, service_labels
 
 CHAT_PORT = 8000
+API_KEY_FILE = "/tmp/lazyllm/api-key"
+
+
+def api_key_secrets(key: str) -> dict:
+    return {"files": {API_KEY_FILE: key}}
 
 
 def chat_spec(service: str, image: str, upstream: str, model: str, *, host_ip: str = "127.0.0.1",
               host_port: int | None = None, default_params: list[str] | None = None, network: str | None = None,
-              api_key_file: str | None = None, title: str | None = None, depends_on: tuple[str, ...] = (),
+              api_key: bool = False, title: str | None = None, depends_on: tuple[str, ...] = (),
               extra_labels: dict | None = None) -> LaunchSpec:
+    """``api_key``: the page reads the upstream's key from ``API_KEY_FILE``, a file the launcher writes into the
+    container's tmpfs through runtime.secret_exec (``api_key_secrets``)."""
     command = ["python3", "-m", "lazyllm_images.runtime.chat", "--upstream", upstream, "--model", model,
                "--host", "0.0.0.0", "--port", str(CHAT_PORT)]
     for param in default_params or []:
@@ -18,9 +25,8 @@ def chat_spec(service: str, image: str, upstream: str, model: str, *, host_ip: s
     if title:
         command += ["--title", title]
     mounts = [scratch_mount()]
-    if api_key_file:
-        command += ["--api-key-file", "/run/secrets/api-key"]
-        mounts.append(MountSpec("bind", "/run/secrets/api-key", api_key_file, read_only=True, purpose="secret"))
+    if api_key:
+        command += ["--api-key-file", API_KEY_FILE]
     return LaunchSpec(
         name=f"{service}-chat", image=image, command=tuple(command), role="chat",
         env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},

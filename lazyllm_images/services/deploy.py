@@ -73,7 +73,8 @@ def hub_secrets() -> dict[str, str]:
     return {k: os.environ[k] for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN") if os.environ.get(k)}
 
 
-def prepare(request: DeployModelRequest) -> Prepared:
+def prepare(request: DeployModelRequest, service: str | None = None) -> Prepared:
+    """``service``: launch as part of that service (``run chatbot|rag``), as its ``-model`` container."""
     from ..frameworks import get
     from ..host import cdi_nvidia_specs, host_facts
     from ..launch import gpu
@@ -90,9 +91,11 @@ def prepare(request: DeployModelRequest) -> Prepared:
         raise UsageError(f"--gpus {gpus.to_arg()} asks for NVIDIA GPUs, but the image would be built for "
                          f"{plan.accelerator} ({host.nvidia.reason or 'no NVIDIA GPU here'})",
                          "plan for a GPU host with --cuda X.Y, or drop --gpus to run on the CPU")
-    explicit = bool(request.launch.name)
-    base = request.launch.name or f"lazyllm-{source.served_name.lower()}"
-    service = base if request.launch.dry_run or request.launch.compose else launcher.unique_service_name(base, explicit)
+    if service is None:
+        explicit = bool(request.launch.name)
+        base = request.launch.name or f"lazyllm-{source.served_name.lower()}"
+        dry = request.launch.dry_run or request.launch.compose
+        service = base if dry else launcher.unique_service_name(base, explicit)
     network = f"{service}-net"
     server = model_server_plan(fw, name=f"{service}-model", image=plan.top.ref, served_name=source.served_name,
                                gpus=gpus, options=request.options, flags=request.flags,

@@ -23,6 +23,24 @@ from ..launch.spec import LaunchSpec, PortSpec, labels_from_env
 TAIL = 30
 
 
+CA_TARGET = "/etc/lazyllm/ca.crt"
+
+
+def with_host_trust(spec: LaunchSpec) -> LaunchSpec:
+    """For containers that reach the internet (online APIs, servers that download themselves): the host's CA bundle
+    read-only (TLS-intercepting proxies) and its proxy variables, at run time only."""
+    from ..host import ca_bundle, proxy_env
+    from ..launch.spec import MountSpec
+    env = {**proxy_env(), **spec.env}
+    mounts = spec.mounts
+    bundle = ca_bundle()
+    if bundle:
+        mounts = mounts + (MountSpec("bind", CA_TARGET, os.path.realpath(bundle), read_only=True, purpose="ca"),)
+        env.update({k: CA_TARGET for k in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+                                            "NODE_EXTRA_CA_CERTS", "PIP_CERT", "GIT_SSL_CAINFO")})
+    return replace(spec, env=env, mounts=mounts)
+
+
 def free_port(host_ip: str) -> int:
     bind = "127.0.0.1" if host_ip in ("0.0.0.0", "") else host_ip
     with socket.socket() as s:
@@ -73,13 +91,14 @@ def with_secret_exec(spec: LaunchSpec) -> LaunchSpec:
     return replace(spec, command=SECRET_EXEC + tuple(spec.command), stdin_open=True)
 
 
-def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None):
+def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None, wrap: bool = True):
     """Create and start one container. ``secrets`` ({"env": {...}, "files": {"/tmp/x": "..."}}) go through the
-    attach socket to runtime.secret_exec, never into the container's config, labels or logs."""
+    attach socket to runtime.secret_exec, never into the container's config, labels or logs. ``wrap=False``: the
+    container's own command reads that JSON line from stdin (the MCP bridge's --secrets-stdin)."""
     import docker.errors
     secrets = {k: v for k, v in (secrets or {}).items() if v}
     if secrets:
-        spec = with_secret_exec(spec)
+        spec = with_secret_exec(spec) if wrap else replace(spec, stdin_open=True)
     kwargs = container_kwargs(spec, gpu_mode)
     kwargs["labels"] = {**kwargs.get("labels", {}), **labels_from_env(os.environ.get("LAZYLLM_LABELS"))}
     client = engine.client()
@@ -165,6 +184,7 @@ class Unit:
 
     spec: LaunchSpec
     secrets: dict | None = None
+    wrap: bool = True               # False: the command reads the secrets line itself
 
 
 def labelled(specs: list[LaunchSpec], urls: dict[str, str], primary: int = 0) -> list[LaunchSpec]:
@@ -182,7 +202,7 @@ def launch_all(service: str, units: list[Unit], gpu_mode: str, timeout: float, k
     try:
         for unit in units:
             spec = unit.spec
-            container = start(spec, gpu_mode, unit.secrets)
+            container = start(spec, gpu_mode, unit.secrets, unit.wrap)
             started.append(container)
             health = url(spec.ports[0], spec.healthcheck.path if spec.healthcheck else "/")
             sys.stderr.write(f"waiting for {spec.name} to be healthy ({health})\n")

