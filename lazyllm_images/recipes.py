@@ -97,7 +97,21 @@ class BaseRecipe(Strict):
     bootstrap: Optional[dict[str, str]] = None   # offline bases: how `images bootstrap` makes them
 
 
-class LayerRecipe(Strict):
+class Installs(Strict):
+    """Checks shared by recipes that install things: valid requirements, one command per entry."""
+
+    @field_validator("packages", "pins", "cuda_packages", check_fields=False)
+    @classmethod
+    def _requirements(cls, v: list[str]) -> list[str]:
+        return [_check_requirement(x) for x in v]
+
+    @field_validator("commands", check_fields=False)
+    @classmethod
+    def _commands(cls, v: list[str]) -> list[str]:
+        return [_no_newlines(x) for x in v]
+
+
+class LayerRecipe(Installs):
     kind: Literal["layer"] = "layer"
     name: str
     role: Literal["python", "torch", "flash-attn", "framework", "runtime", "packages"]
@@ -117,18 +131,8 @@ class LayerRecipe(Strict):
     launch: LaunchNeeds = LaunchNeeds()
     smoke: Smoke = Smoke()
 
-    @field_validator("packages", "pins")
-    @classmethod
-    def _requirements(cls, v: list[str]) -> list[str]:
-        return [_check_requirement(x) for x in v]
 
-    @field_validator("commands")
-    @classmethod
-    def _commands(cls, v: list[str]) -> list[str]:
-        return [_no_newlines(x) for x in v]
-
-
-class GroupRecipe(Strict):
+class GroupRecipe(Installs):
     kind: Literal["group"] = "group"
     name: str
     description: str = ""
@@ -145,16 +149,6 @@ class GroupRecipe(Strict):
     launch: LaunchNeeds = LaunchNeeds()
     smoke: Smoke = Smoke()
     upstream: bool = False                   # a group of upstream LazyLLM's pyproject
-
-    @field_validator("packages", "cuda_packages")
-    @classmethod
-    def _requirements(cls, v: list[str]) -> list[str]:
-        return [_check_requirement(x) for x in v]
-
-    @field_validator("commands")
-    @classmethod
-    def _commands(cls, v: list[str]) -> list[str]:
-        return [_no_newlines(x) for x in v]
 
 
 class RecipeSet(BaseModel):
