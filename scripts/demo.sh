@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 export LAZYLLM_BASE=offline
 L=.venv/bin/lazyllm
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-cleanup() { $L stop lazyllm-demo-embed >/dev/null 2>&1 || true; }
+cleanup() { $L stop lazyllm-demo-embed lazyllm-demo-mcp >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
 step "the host"
@@ -32,3 +32,14 @@ curl -s "$endpoint/embeddings" -H 'Content-Type: application/json' \
   -d '{"model": "all-MiniLM-L6-v2", "input": ["lazyllm builds layered images"]}' | python3 -c \
   'import json,sys; d=json.load(sys.stdin)["data"][0]["embedding"]; print(f"embedding: {len(d)} dimensions, first {d[:3]}")'
 $L ps
+
+step "serve mcp-server-time through the MCP bridge (in a container) and call one tool with the SDK"
+$L deploy mcp_server --name lazyllm-demo-mcp --url-file "${TMPDIR:-/tmp}/lazyllm-demo-mcp.json" \
+  uvx mcp-server-time --local-timezone UTC
+mcp_url=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mcp"])' "${TMPDIR:-/tmp}/lazyllm-demo-mcp.json")
+.venv/bin/python scripts/mcp_call.py "$mcp_url"
+
+step "a RAG service over examples/docs, with the chat page"
+$L stop lazyllm-demo-rag >/dev/null 2>&1 || true
+$L run rag --documents examples/docs --name lazyllm-demo-rag
+echo "the RAG service and its chat page stay up: 'lazyllm stop lazyllm-demo-rag' removes them"

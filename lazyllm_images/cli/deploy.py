@@ -187,4 +187,11 @@ def deploy_mcp_server(command, args, env, pass_environment, sse_port, sse_host, 
 
 
 def _execute_mcp(request: McpServerRequest):
-    raise NotImplementedYet("lazyllm deploy mcp_server")
+    if request.container:
+        from ..services.mcp_container import run
+        run(request)
+        return
+    from ..services.mcp_host import run_foreground
+    code = run_foreground(request)
+    if code:
+        raise SystemExit(code)       # the bridge already printed its error: keep its exit status

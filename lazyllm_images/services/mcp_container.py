@@ -37,7 +37,9 @@ def bridge_command(request: McpServerRequest, host_port: int) -> tuple[str, ...]
     host = request.sse_host if request.sse_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     argv = ["python3", "-m", "lazyllm_images.runtime.mcp_bridge", "--host", "0.0.0.0", "--port", str(BRIDGE_PORT),
             "--allowed-host", f"{host}:{host_port}", "--allowed-host", f"localhost:{host_port}",
-            "--allowed-host", f"127.0.0.1:{host_port}", "--secrets-stdin", "--restart", request.restart]
+            "--allowed-host", f"127.0.0.1:{host_port}", "--restart", request.restart]
+    if has_secrets(request):
+        argv.append("--secrets-stdin")
     for origin in request.allow_origins:
         argv += ["--allow-origin", origin]
     if request.isolate:
@@ -59,8 +61,23 @@ def mcp_spec(request: McpServerRequest, service: str, image: str) -> LaunchSpec:
     return launcher.with_host_trust(spec)
 
 
-def secrets(request: McpServerRequest) -> dict:
-    env = passed_environment() if request.pass_environment else {}
+# The child starts from the MCP SDK's minimal environment: what it needs to download itself through a TLS proxy
+# (CA bundle, proxies) and to keep what it downloads (caches) is given to it explicitly.
+CHILD_KEYS = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "PIP_CERT",
+              "GIT_SSL_CAINFO", "UV_CACHE_DIR", "npm_config_cache", "npm_config_update_notifier",
+              "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+
+
+def has_secrets(request: McpServerRequest) -> bool:
+    return True          # the child's environment always travels on stdin (see CHILD_KEYS)
+
+
+def secrets(request: McpServerRequest, spec: LaunchSpec | None = None) -> dict:
+    env = {k: v for k, v in (spec.env if spec else {}).items() if k in CHILD_KEYS}
+    if env.get("SSL_CERT_FILE"):
+        env["UV_SYSTEM_CERTS"] = "1"      # uv: use the platform store, where SSL_CERT_FILE points
+    if request.pass_environment:
+        env.update(passed_environment())
     env.update(dict(request.env))
     out: dict = {"env": env}
     if request.auth_token:
@@ -98,7 +115,8 @@ def run(request: McpServerRequest) -> None:
     build_plan(plan, request.build, write_lock=False, quiet=True)
     found = urls(spec)
     spec = launcher.labelled([spec], found)[0]
-    started = launcher.launch_all(service, [launcher.Unit(spec, secrets(request), wrap=False)], "runtime", 600)
+    unit = launcher.Unit(spec, secrets(request, spec), wrap=False)
+    started = launcher.launch_all(service, [unit], "runtime", 600)
     if request.url_file:
         with open(request.url_file, "w") as out:
             json.dump(found, out)

@@ -25,6 +25,7 @@ from ..requests import McpServerRequest
 BRIDGE_MODULE = "lazyllm_images.runtime.mcp_bridge"
 LISTENING = "lazyllm-mcp-bridge listening "
 RUNTIME_MODULES = ("mcp", "starlette", "uvicorn")
+TOKEN_ENV = "LAZYLLM_MCP_TOKEN"          # the CLI's --auth-token may come from here
 
 
 def bridge_argv(request: McpServerRequest, python: str = sys.executable) -> list[str]:
@@ -81,7 +82,8 @@ def run_foreground(request: McpServerRequest) -> int:
         if names:
             print(f"# on its stdin, not its command line: {', '.join(names)}")
         return 0
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}    # the token goes on stdin, not in environ
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     _send_secrets(proc, secrets_line(request))
     previous = _forward_signals(proc)
     try:
