@@ -103,7 +103,8 @@ def prepare(request: DeployModelRequest, service: str | None = None) -> Prepared
                                gpu_count=len(host.nvidia.gpus) or None, host_ip=request.launch.host,
                                host_port=request.launch.port, service=service, network=network,
                                **_model_args(source, plan))
-    model_spec = server.spec
+    from ..launch import needs
+    model_spec = needs.apply(server.spec, needs.from_plan(plan))    # re-read from the image's labels at launch
     if source.kind == "dir":
         check_readable(source.host_path, model_spec.user)
     if source.kind == "hub":
@@ -155,7 +156,10 @@ def check_gpus(p: Prepared) -> None:
 
 
 def launch(p: Prepared, request: DeployModelRequest) -> tuple[list, dict[str, str]]:
-    specs = [launcher.with_ports(s) for s in p.specs]
+    from ..launch import needs
+    declared = needs.from_labels(engine.image_labels(p.plan.top.ref))
+    specs = [needs.apply(s, declared) if s.role == "model" else s for s in p.specs]
+    specs = [launcher.with_ports(s) for s in specs]
     urls = _urls(p, specs)
     units = []
     for spec in launcher.labelled(specs, urls):
