@@ -3,8 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PYTEST_ARGS ?=
-export LAZYLLM_BASE ?= offline
+PYTEST_ARGS ?= --durations=15
 
 .PHONY: help venv engine test-deps base test test-unit test-engine demo bench clean-images
 

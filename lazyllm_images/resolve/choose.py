@@ -62,8 +62,9 @@ def _cuda_versions(recipes: RecipeSet) -> list[str]:
 
 def base_candidates(build: BuildOptions, recipes: RecipeSet, host: HostFacts, sel: Selection,
                     env_base: str | None) -> tuple[list[BaseRecipe], bool]:
-    """Bases to try, best first, and whether the user named one (then it is the only candidate)."""
-    name = build.base or env_base
+    """Bases to try, best first, and whether the user named one (then it is the only candidate). A flag beats the
+    environment: LAZYLLM_BASE is a default that --cuda overrides, while --base with --cuda must agree."""
+    name = build.base or (None if build.cuda else env_base)
     if name:
         base = recipes.bases.get(name)
         if base is None:

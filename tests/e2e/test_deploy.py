@@ -113,3 +113,26 @@ def test_bad_deploys_are_one_line_errors(argv, needle):
     assert result.returncode in (1, 2)
     assert result.stderr.startswith("error: ") and needle in result.stderr and "\nhint: " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_foreground_streams_logs_and_ctrl_c_removes_everything():
+    import os
+    import signal
+    import sys
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "lazyllm_images", "deploy", "all-MiniLM-L6-v2", "--framework",
+                             "embedding", "--name", "lazyllm-test-fg", "--foreground"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={**os.environ, "LAZYLLM_BASE": "offline"})
+    seen, deadline = "", time.monotonic() + 600
+    while time.monotonic() < deadline and "endpoint:" not in seen:
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, seen[-3000:]
+        seen += line
+    endpoint = next(x.split()[1] for x in seen.splitlines() if x.startswith("endpoint:"))
+    check_embeddings(endpoint, "all-MiniLM-L6-v2")
+    seen += proc.stdout.readline()                   # the server's own log lines follow
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert "stopped lazyllm-test-fg" in out
+    assert not docker.from_env().containers.list(all=True, filters={"label": "org.lazyllm.service=lazyllm-test-fg"})

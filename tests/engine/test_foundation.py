@@ -48,7 +48,7 @@ def test_doctor_json_on_a_gpu_less_host():
 def test_images_lists_the_base(offline_base):
     out = lazyllm("images", "--json")
     assert out.returncode == 0
-    tags = [t for row in json.loads(out.stdout)["images"] for t in row["tags"]]
+    tags = [t for row in json.loads(out.stdout)["layers"] for t in row["tags"]]
     assert offline_base in tags
 
 

@@ -162,3 +162,17 @@ def test_images_report_shared_bytes_and_prune_keeps_stacks(lazyllm):
     dry = lazyllm("prune", "--dry-run")
     assert dry.returncode == 0
     assert "stack:tiny-a-tiny-b-offline" not in dry.stdout
+
+
+def test_prune_removes_only_layers_no_stack_uses(lazyllm, docker_client):
+    kept = outcome(lazyllm("install", "tiny-a", "--json"))
+    orphan = outcome(lazyllm("install", "tiny-b", "--json"))
+    docker_client.images.remove(orphan["stack"])                 # untag: its top layers are now unreferenced
+    result = lazyllm("prune")
+    assert result.returncode == 0, result.stderr
+    import docker.errors
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(orphan["image"])
+    for layer in kept["layers"]:                                 # a tagged stack keeps every layer
+        assert docker_client.images.get(layer["image"])
+    assert docker_client.images.get("lazyllm/base-offline:debian-bookworm")

@@ -181,3 +181,11 @@ def test_committed_json_schema_matches_the_models():
     committed = json.loads((recipes_dir() / "schema.json").read_text())
     assert committed == json.loads(json.dumps(_flatten_defs(json_schema()))), \
         "regenerate: python -m lazyllm_images.recipes --schema > recipes/schema.json"
+
+
+def test_cuda_flag_beats_the_base_from_the_environment():
+    plan = resolve(["chat"], BuildOptions(cuda="12.4"), env={"LAZYLLM_BASE": "offline"})
+    assert plan.cuda == "12.4"
+    assert resolve(["chat"], BuildOptions(), env={"LAZYLLM_BASE": "offline"}).base == "offline"
+    with pytest.raises(PlanError, match="contradicts"):
+        resolve(["chat"], BuildOptions(base="offline", cuda="12.4"))
