@@ -12,7 +12,7 @@ from ..errors import LazyllmError, UsageError
 from .common import close_matches, env_flag
 from .deploy import deploy
 from .install import install
-from .manage import bootstrap, doctor, images, logs, prune, ps, stop  # noqa: F401
+from .manage import doctor, images, logs, prune, ps, stop
 from .run import run
 
 

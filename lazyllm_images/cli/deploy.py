@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ..errors import NotImplementedYet, UsageError
+from ..errors import UsageError
 from ..requests import FRAMEWORKS, DeployModelRequest, McpServerRequest
 from .common import (BoolWord, DefaultGroup, build_options, dispatch, launch_options, make_build_options,
                      make_launch_options)

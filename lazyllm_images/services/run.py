@@ -13,7 +13,6 @@ from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_
 from ..requests import DeployModelRequest, RunRequest
 from . import launcher, online
 from .chat import API_KEY_FILE, api_key_secrets, chat_spec
-from .models import resolve_model
 
 RAG_PORT = 8000
 RAG_MODEL = "lazyllm-rag"

@@ -15,13 +15,14 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import httpx
 import pytest
+
+from e2e_cli import deployment, lazyllm
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_LLAMA = REPO / "tests" / "fixtures" / "make_tiny_llama.py"
@@ -87,34 +88,6 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> No
             pass
         time.sleep(0.5)
     raise RuntimeError(f"{url} not ready after {timeout:.0f} s:\n{log_tail(log)}")
-
-
-def lazyllm(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The real CLI on the offline base (what a user on an air-gapped host runs)."""
-    lock = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lazyllm-e2e-{os.getpid()}.lock")
-    return subprocess.run([sys.executable, "-m", "lazyllm_images", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "LAZYLLM_BASE": "offline", "LAZYLLM_LOCK_FILE": lock,
-                                                **(env or {})})
-
-
-def deployed(result: subprocess.CompletedProcess) -> dict[str, str]:
-    """``service: / endpoint: / model: / chat:`` lines printed by ``lazyllm deploy``."""
-    assert result.returncode == 0, result.stderr[-4000:]
-    out = {}
-    for line in result.stdout.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("service", "endpoint", "model", "chat") and value.strip():
-            out[key.strip()] = value.strip().split(" ")[0]
-    return out
-
-
-@contextmanager
-def deployment(*args: str) -> Iterator[dict[str, str]]:
-    info = deployed(lazyllm("deploy", *args))
-    try:
-        yield info
-    finally:
-        lazyllm("stop", info["service"])
 
 
 def _server(info: dict[str, str]) -> Server:

@@ -10,7 +10,7 @@ import docker
 import httpx
 import pytest
 
-from conftest import deployed, deployment, lazyllm
+from e2e_cli import deployment, lazyllm
 
 RELATED = ("A man is eating food.", "A man is eating a piece of bread.")
 UNRELATED = "The stock market fell sharply on Monday."

@@ -12,7 +12,7 @@ import os
 
 import docker
 
-from conftest import lazyllm
+from e2e_cli import lazyllm
 from lazyllm_images.frameworks import get
 from lazyllm_images.launch.spec import GpuRequest
 

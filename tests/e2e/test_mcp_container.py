@@ -10,11 +10,8 @@ import asyncio
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import docker
 import httpx
@@ -23,7 +20,7 @@ from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-from conftest import REPO, lazyllm
+from e2e_cli import REPO, lazyllm
 
 FIXTURE = (REPO / "tests" / "fixtures" / "mcp_fixture_server.py").read_text()
 SECRET = "s3cr3t-" + os.urandom(6).hex()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import browser
-from conftest import REPO, deployed, lazyllm
+from e2e_cli import REPO, lazyllm
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
 from rag_corpus import write_corpus  # noqa: E402

@@ -9,9 +9,8 @@ import time
 import uuid
 
 import pytest
-import yaml
 
-from conftest import write_groups
+from recipe_helpers import write_groups
 
 
 def outcome(result) -> dict:

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import write_groups
+from recipe_helpers import write_groups
 
 
 def free_port() -> int:
