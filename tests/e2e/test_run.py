@@ -156,9 +156,10 @@ def test_chatbot_with_a_source_keeps_the_key_out_of_the_container_config(llm_dep
         container = docker.from_env().containers.get("lazyllm-test-online-chat")
         assert key not in json.dumps(container.attrs) and key not in container.logs().decode(errors="replace")
         with httpx.stream("POST", info["chat"].rstrip("/") + "/api/chat", timeout=120,
-                          json={"messages": [{"role": "user", "content": "hi"}], "params": {"max_tokens": 8}}) as r:
+                          json={"messages": [{"role": "user", "content": "hi"}]}) as r:
             body = "".join(r.iter_text())
-        assert r.status_code == 200 and "delta" in body, body[:500]
+        # the random-weight model may end its reply at once (no delta): a clean "done" shows the upstream answered
+        assert r.status_code == 200 and '"type": "done"' in body and '"type": "error"' not in body, body[:500]
     finally:
         lazyllm("stop", info["service"])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_helpers import REPO, TEST_GROUPS, write_groups
+from recipe_helpers import REPO, RUN_MARK, TEST_GROUPS, write_groups
 
 
 @pytest.fixture(scope="session")
@@ -24,13 +24,24 @@ def docker_client():
     return client
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_this_runs_images(docker_client):
+    """Images of groups unique to this run (named with RUN_MARK) go at the end, newest first (children first)."""
+    yield
+    import docker
+    mine = [i for i in docker_client.images.list() if any(RUN_MARK in t for t in i.tags)]
+    for image in sorted(mine, key=lambda i: i.attrs["Created"], reverse=True):
+        try:
+            docker_client.images.remove(image.id, force=True)
+        except docker.errors.APIError:
+            pass
+
+
 @pytest.fixture(scope="session")
 def offline_base(docker_client):
     from lazyllm_images.bootstrap import bootstrap_base
     ref, _ = bootstrap_base(echo=lambda s: None)
     return ref
-
-
 
 
 @pytest.fixture(scope="session")

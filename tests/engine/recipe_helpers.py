@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Groups made unique to one test carry this run's mark in their names: the session removes their images at the end
+# (the shared tiny-* layers stay cached by content tag, so a later run reuses them).
+RUN_MARK = "r" + os.environ.get("LAZYLLM_TEST_RUN", uuid.uuid4().hex)[:8]
+
+
+def unique_mark() -> str:
+    return f"{RUN_MARK}x{uuid.uuid4().hex[:4]}"
 
 # Tiny groups for build tests: real pip installs of small packages from PyPI, on the offline base.
 TEST_GROUPS = {

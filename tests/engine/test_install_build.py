@@ -6,11 +6,10 @@ import json
 import os
 import signal
 import time
-import uuid
 
 import pytest
 
-from recipe_helpers import write_groups
+from recipe_helpers import unique_mark, write_groups
 
 
 def outcome(result) -> dict:
@@ -53,18 +52,23 @@ def test_item_order_gives_the_same_image_id(lazyllm, docker_client):
     assert set(hows(b).values()) == {"cached"}
 
 
-def test_changing_the_top_group_rebuilds_only_it(lazyllm, test_recipes, tmp_path):
+def test_changing_the_top_group_rebuilds_only_it(lazyllm, test_recipes, tmp_path, docker_client):
     import shutil
     copy = tmp_path / "recipes-changed"
     shutil.copytree(test_recipes, copy)
     before = outcome(lazyllm("install", "tiny-a", "tiny-c", "--json"))
+    # a change no earlier run made (the engine may keep images between runs): same group name, new content
     write_groups(copy, {"tiny-c": {"order": 60, "packages": ["packaging==24.1", "six==1.16.0"],
-                                   "smoke": {"imports": ["packaging"]}}})
+                                   "commands": [f"true {unique_mark()}"], "smoke": {"imports": ["packaging"]}}})
     after = outcome(lazyllm("install", "tiny-a", "tiny-c", "--json", env={"LAZYLLM_RECIPES": str(copy)}))
-    assert hows(after) == {"python": "cached", "group-tiny-a": "cached", "group-tiny-c": "built",
-                           "runtime": "built"}
-    same = [x["image"] for x in before["layers"][:2]]
-    assert [x["image"] for x in after["layers"][:2]] == same
+    try:
+        assert hows(after) == {"python": "cached", "group-tiny-a": "cached", "group-tiny-c": "built",
+                               "runtime": "built"}
+        same = [x["image"] for x in before["layers"][:2]]
+        assert [x["image"] for x in after["layers"][:2]] == same
+    finally:
+        for layer in reversed(after["layers"][2:]):           # this run's content: remove it, top first
+            docker_client.images.remove(layer["image"], force=True)
 
 
 def test_cpu_torch_comes_from_the_host_wheelhouse(lazyllm, docker_client):
@@ -102,7 +106,7 @@ def test_a_layer_that_changes_a_protected_package_fails_naming_both(lazyllm, doc
 
 
 def test_interrupting_a_build_keeps_lower_layers_and_a_rerun_resumes(lazyllm, test_recipes, tmp_path):
-    marker = uuid.uuid4().hex[:8]
+    marker = unique_mark()
     write_groups(test_recipes, {f"tiny-slow-{marker}": {"order": 70, "commands": [f"sleep 12 # {marker}"]}})
     group = f"tiny-slow-{marker}"
     proc = lazyllm.popen("install", "tiny-a", group)
@@ -125,7 +129,7 @@ def test_interrupting_a_build_keeps_lower_layers_and_a_rerun_resumes(lazyllm, te
 
 
 def test_two_installs_at_once_do_not_race(lazyllm, test_recipes):
-    marker = uuid.uuid4().hex[:8]
+    marker = unique_mark()
     group = f"tiny-shared-{marker}"
     write_groups(test_recipes, {group: {"order": 65, "commands": [f"sleep 4 # {marker}"]}})
     first = lazyllm.popen("install", "tiny-a", group, "--json")

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from recipe_helpers import write_groups
+from recipe_helpers import unique_mark, write_groups
 
 
 def free_port() -> int:
@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def registry(tmp_path):
+def registry(tmp_path, docker_client):
     port = free_port()
     config = tmp_path / "registry.yml"
     config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
@@ -41,6 +41,10 @@ def registry(tmp_path):
     yield f"127.0.0.1:{port}/team"
     proc.terminate()
     proc.wait(timeout=10)
+    for image in docker_client.images.list():                # untag what pointed at this throwaway registry
+        for tag in image.tags:
+            if tag.startswith(f"127.0.0.1:{port}/"):
+                docker_client.images.remove(tag)
 
 
 def test_push_then_pull_instead_of_building(lazyllm, registry, docker_client):
@@ -85,7 +89,7 @@ def test_secrets_reach_the_build_but_never_the_image(lazyllm, test_recipes, tmp_
     gateway = _bridge_gateway(docker_client)
     server = http.server.ThreadingHTTPServer((gateway, 0), _Index)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    group = f"tiny-secret-{uuid.uuid4().hex[:8]}"
+    group = f"tiny-secret-{unique_mark()}"
     write_groups(test_recipes, {group: {"order": 75, "packages": ["six==1.16.0"], "commands": [f"echo {group}"]}})
     env = {"LAZYLLM_CA_BUNDLE": str(bundle),
            "PIP_EXTRA_INDEX_URL": f"http://user:{token}@{gateway}:{server.server_port}/simple",
