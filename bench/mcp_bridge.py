@@ -9,6 +9,9 @@ Then the resident memory (RSS) of each bridge process and of its child, and a re
 on one process). Our bridge runs with its security checks on (bearer token, Host/Origin validation); mcp-proxy has
 none. Both log at WARNING (no line per request). The client, the MCP server and the bridge share this machine's
 cores, so the throughput ratio is smaller than the CPU ratio.
+Over streamable HTTP (/mcp) both answer these calls with plain application/json: mcp-proxy always (it drops
+progress sent during a call), ours because nothing comes for the call before its answer (a call that reports
+progress, logs or asks the client something gets an event stream instead, so nothing is dropped).
 Target: >= 1.2x mcp-proxy's calls/s at 8 and 32 sessions (SSE), p99 <= mcp-proxy's.
 
 Run: .venv/bin/python bench/mcp_bridge.py [--duration 4] [--reps 5]. Results: bench/results/mcp_bridge.json.

@@ -9,6 +9,8 @@ Modules: ``main`` (entry point), ``config`` (argv, stdin secrets), ``redact`` (s
 ``security`` (Host/Origin allow lists, token, body limit), ``child`` (the process and its group), ``hub`` (one
 child, many sessions: JSON-RPC multiplexing), ``jsonrpc`` (messages the bridge writes, routing rules),
 ``supervisor`` (restart with backoff), ``session`` (one client session), ``mailbox`` (the hot-path queue),
-``sse_transport`` (legacy SSE), ``app`` (routes; streamable HTTP on the SDK's session manager), ``bridge``
-(shared or isolated children, health), ``server`` (bind, serve, signals).
+``wire`` (ASGI framing both transports share), ``sse_transport`` (legacy SSE), ``http_transport`` (streamable
+HTTP: plain JSON answers, an event stream only when a call has more to say) with ``http_outlet`` (which response
+each message goes out on), ``app`` (routes), ``bridge`` (shared or isolated children, health), ``server`` (bind,
+serve, signals).
 """

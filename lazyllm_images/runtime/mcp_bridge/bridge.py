@@ -69,14 +69,13 @@ class Bridge:
         self.on_fatal(why)
 
     def drain(self, why: str) -> None:
-        """The bridge is stopping: calls in flight get an error result now; SSE sessions end once that is sent
-        (streamable-HTTP ones are answered on their open responses and closed by the session manager)."""
+        """The bridge is stopping: calls in flight get an error result now; sessions end once that is sent
+        (streamable-HTTP ones on their open responses; their GET streams end)."""
         for sup in [self.shared, *self.isolated.values()]:
             if sup is not None and sup.hub is not None:
                 sup.hub.fail_pending(why)
         for session in list(self.sessions):
-            if session.kind == "sse":
-                session.finish()
+            session.finish()
 
     async def stop(self) -> None:
         """Stop every child (their process groups included); no new one starts after this."""
@@ -87,8 +86,8 @@ class Bridge:
     # ------------------------------------------------------------------ sessions
 
     def session(self, kind: str, read: MemoryObjectReceiveStream[Any] | Mailbox[Any], write: Outlet) -> Session:
-        """A new client session (run it with ``await session.run()``). The SDK's streamable-HTTP manager times out
-        its own idle sessions; SSE sessions are timed out by the session itself."""
+        """A new client session (run it with ``await session.run()``). The streamable-HTTP transport times out
+        its own idle sessions (no request in flight); SSE sessions are timed out by the session itself."""
         idle = self.config.idle_timeout or None
         session = Session(self, kind, read, write, idle if kind == "sse" else None)
         self.sessions[session] = None

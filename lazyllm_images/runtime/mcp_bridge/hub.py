@@ -4,7 +4,9 @@ The bridge is the child's only MCP client. Each client request gets a fresh chil
 replies and progress go back to the session and id they came from, so concurrent clients never see each other's
 replies. Server-to-client requests (sampling, elicitation, roots) go to the one session they can belong to
 (see ``jsonrpc.pick_session``); list-changed notifications go to everyone; resource updates to subscribers;
-log messages to sessions whose level lets them through.
+log messages to sessions whose level lets them through. Each message for a session names the client call it
+belongs to, where there is one (progress: its call; server requests and log messages: the session's latest call
+in flight), so that streamable HTTP can send it on that call's response.
 """
 
 from __future__ import annotations
@@ -202,10 +204,10 @@ class Hub:
         elif method == "notifications/resources/updated":
             for session in list(self._subscribers.get(str(params.get("uri")), ())):
                 session.deliver(message)
-        elif method == "notifications/message":
+        elif method == "notifications/message":     # over streamable HTTP, on the response of a call in flight
             for session in list(self._inflight):
                 if rpc.level_passes(params.get("level"), session.log_level):
-                    session.deliver(message)
+                    session.deliver(message, self._latest_client_id(session))
         else:                            # list_changed and anything else addressed to every client
             for session in list(self._inflight):
                 session.deliver(message)

@@ -107,11 +107,11 @@ async def run_bridge(config: BridgeConfig, secret_env: dict[str, str], token: st
         await stopper.guard(bridge.start())
         policy = Policy.build(default_allowed_hosts(config.host, port, config.allowed_hosts),
                               config.allow_origins, token, config.max_body_bytes)
-        app, manager = build_app(bridge, policy)
+        app, http = build_app(bridge, policy)
         server = BridgeServer(uvicorn_config(app, config.log_level),
                               on_started=lambda: announce(config.host, port, config.url_file))
         stopper.server = server
-        async with manager.run():
+        async with http.run():
             if not stopper.stopping:
                 await server.serve(sockets=[sock])
     except asyncio.CancelledError:

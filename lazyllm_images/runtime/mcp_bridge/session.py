@@ -2,19 +2,19 @@
 
 The session terminates only what must be terminated per client (initialize, ping, its subscriptions and log
 level) and relays everything else raw through the hub. Outgoing messages go through a per-session queue and
-writer task, so one slow client never stalls the shared child or the other sessions.
+writer task (SSE: one socket per session), so one slow client never stalls the shared child or the other sessions;
+or, for a ``PushOutlet`` (streamable HTTP: one queue per open response), straight to the outlet, which only queues.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
-from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp.types import INVALID_REQUEST, JSONRPCMessage, JSONRPCNotification, JSONRPCRequest, RequestId
 
 from . import jsonrpc as rpc
@@ -40,23 +40,20 @@ class Outlet(Protocol):
     async def close(self) -> None: ...
 
 
-class StreamOutlet:
-    """The write stream of an SDK transport (streamable HTTP): ``related`` picks the response stream."""
+class PushOutlet(Protocol):
+    """An outlet that only queues (never waits), so messages are handed to it in the caller's task: ``related``
+    (the client request a message belongs to) picks the response it goes out on."""
 
-    def __init__(self, write: MemoryObjectSendStream[SessionMessage]) -> None:
-        self._write = write
+    def push(self, message: JSONRPCMessage, related: RequestId | None) -> bool:
+        """False: the client is not reading (too much queued); the session ends."""
+        ...
 
-    async def send(self, message: JSONRPCMessage, related: RequestId | None) -> None:
-        meta = ServerMessageMetadata(related_request_id=related) if related is not None else None
-        await self._write.send(SessionMessage(message, metadata=meta))
-
-    async def close(self) -> None:
-        await self._write.aclose()
+    async def close(self) -> None: ...
 
 
 class Session:
-    def __init__(self, bridge: Bridge, kind: str, read: MemoryObjectReceiveStream[Any] | Mailbox[Any], write: Outlet,
-                 idle_timeout: float | None) -> None:
+    def __init__(self, bridge: Bridge, kind: str, read: MemoryObjectReceiveStream[Any] | Mailbox[Any],
+                 write: Outlet | PushOutlet, idle_timeout: float | None) -> None:
         self.bridge = bridge
         self.kind = kind                      # "sse" | "mcp"
         self.capabilities: dict[str, Any] = {}
@@ -68,6 +65,7 @@ class Session:
         self._idle = idle_timeout
         self._last = time.monotonic()
         self._outbox: Mailbox[Outgoing] = Mailbox(OUTBOX)
+        self._push = getattr(write, "push", None)
         self._scope: anyio.CancelScope | None = None
 
     def __hash__(self) -> int:
@@ -78,6 +76,11 @@ class Session:
     def deliver(self, message: JSONRPCMessage, related: RequestId | None = None) -> None:
         """Queue MESSAGE for this client (never blocks the caller)."""
         self._last = time.monotonic()
+        if self._push is not None:
+            if not self._push(message, related):
+                log.warning("%s session is not reading its messages (%d queued); closing it", self.kind, OUTBOX)
+                self.end()
+            return
         try:
             queued = self._outbox.put((message, related))
         except anyio.ClosedResourceError:
@@ -90,8 +93,9 @@ class Session:
         """Send queued messages in order; when the queue is closed (``finish``) or the client is gone, the
         session is over."""
         try:
+            write = cast(Outlet, self._write)
             async for message, related in self._outbox:
-                await self._write.send(message, related)
+                await write.send(message, related)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
             pass
         finally:
@@ -105,8 +109,10 @@ class Session:
             self._scope.cancel()
 
     def finish(self) -> None:
-        """Stop once what is queued has been sent."""
+        """Stop once what is queued has been sent (a push outlet sends what it holds after the session ends)."""
         self._outbox.close()
+        if self._push is not None:
+            self.end()
 
     # ------------------------------------------------------------------ run
 
@@ -114,7 +120,8 @@ class Session:
         try:
             async with anyio.create_task_group() as tg:
                 self._scope = tg.cancel_scope
-                tg.start_soon(self._writer)
+                if self._push is None:
+                    tg.start_soon(self._writer)
                 if self._idle:
                     tg.start_soon(self._idle_watch)
                 await self._reader()
@@ -122,6 +129,8 @@ class Session:
         finally:
             with anyio.CancelScope(shield=True):
                 self._outbox.close()
+                if self._push is not None:
+                    await self._write.close()
                 await self.bridge.release(self)
 
     async def _reader(self) -> None:

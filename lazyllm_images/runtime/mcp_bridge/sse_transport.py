@@ -6,6 +6,7 @@ client works unchanged. It is written here rather than taken from the SDK becaus
 posts are queued without waiting on the session task, each outgoing message is written to the socket in one step
 by the session's writer (no extra stream hops, no per-message pydantic ``repr`` from debug-log f-strings), and
 the body limit holds on every SDK version. Host/Origin/token checks happen in front of it (``security``).
+Framing and body reading are shared with the streamable-HTTP transport (``wire``).
 """
 
 from __future__ import annotations
@@ -24,15 +25,13 @@ from .bridge import Bridge
 from .mailbox import Mailbox
 from .session import Session
 from .security import header, plain
+from .wire import PING, PING_INTERVAL, SSE_HEADERS, chunk, event, finish, message_event, read_body, until_disconnect
 
 log = logging.getLogger("lazyllm.mcp_bridge.sse")
 
 ENDPOINT = "/messages/"
-PING_INTERVAL = 15.0       # seconds between keep-alive comments (proxies drop silent streams)
 INBOX = 256                # posted messages queued for one session before posts get 503
 SESSION_ID = re.compile(rb"(?:^|&)session_id=([0-9a-f]{32})(?:&|$)")
-SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache, no-transform"),
-               (b"connection", b"keep-alive"), (b"x-accel-buffering", b"no")]
 
 
 class SseOutlet:
@@ -42,17 +41,16 @@ class SseOutlet:
         self._send = send
         self.closed = False
 
-    async def event(self, name: str, data: bytes) -> None:
-        await self._send({"type": "http.response.body", "body": b"event: " + name.encode() + b"\r\ndata: " + data
-                          + b"\r\n\r\n", "more_body": True})
+    async def event(self, name: bytes, data: bytes) -> None:
+        await chunk(self._send, event(name, data))
 
     async def send(self, message: JSONRPCMessage, related: RequestId | None) -> None:
         if self.closed:
             raise anyio.ClosedResourceError
-        await self.event("message", message.model_dump_json(by_alias=True, exclude_none=True).encode())
+        await chunk(self._send, message_event(message))
 
     async def ping(self) -> None:
-        await self._send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
+        await chunk(self._send, PING)
 
     async def close(self) -> None:
         self.closed = True
@@ -73,19 +71,19 @@ class SseTransport:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         outlet = SseOutlet(send)
         root = scope.get("root_path", "").rstrip("/").encode()
-        await outlet.event("endpoint", root + ENDPOINT.encode() + b"?session_id=" + session_id)
+        await outlet.event(b"endpoint", root + ENDPOINT.encode() + b"?session_id=" + session_id)
         session = self.bridge.session("sse", inbox, outlet)
         self.inboxes[session_id] = (inbox, session)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(_until_disconnect, receive, tg.cancel_scope)
+                tg.start_soon(until_disconnect, receive, tg.cancel_scope)
                 tg.start_soon(_keep_alive, outlet)
                 await session.run()
                 tg.cancel_scope.cancel()
         finally:
             self.inboxes.pop(session_id, None)
             inbox.close()
-            await _finish(send)
+            await finish(send)
 
     async def post(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /messages/?session_id=``: queue one JSON-RPC message for its session; 202 at once."""
@@ -100,7 +98,7 @@ class SseTransport:
         inbox, session = entry
         if not (header(scope, b"content-type") or "").lower().startswith("application/json"):
             return await plain(send, 400, "Invalid Content-Type header")
-        body = await _read_body(receive, self.max_body_bytes)
+        body = await read_body(receive, self.max_body_bytes)
         if body is None:
             return await plain(send, 413, "Request body too large")
         try:
@@ -118,39 +116,7 @@ class SseTransport:
         await plain(send, 202, "Accepted")
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or None once it is over LIMIT bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b""
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    scope.cancel()
-
-
 async def _keep_alive(outlet: SseOutlet) -> None:
     while True:
         await anyio.sleep(PING_INTERVAL)
         await outlet.ping()
-
-
-async def _finish(send: Send) -> None:
-    """End the event stream (the client sees the end of the session)."""
-    with anyio.CancelScope(shield=True):
-        try:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (OSError, RuntimeError):
-            pass
