@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -35,7 +36,7 @@ def _no_newlines(text: str) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)   # built on first validation
 
 
 class PortNeed(Strict):
@@ -154,7 +155,7 @@ class GroupRecipe(Installs):
 class RecipeSet(BaseModel):
     """Everything under ``recipes/``: bases, layers, groups and the compatibility tables."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     bases: dict[str, BaseRecipe]
     layers: dict[str, LayerRecipe]
     groups: dict[str, GroupRecipe]
@@ -204,11 +205,50 @@ def load_recipes(root: Path | None = None) -> RecipeSet:
     return _load(str(root), signature)
 
 
+def _cache_path(root_str: str, signature: tuple) -> Path | None:
+    """Where the validated set for these exact files (and this schema module) is kept between runs."""
+    import hashlib
+    from .paths import state_dir
+    try:
+        digest = hashlib.sha256(Path(__file__).read_bytes())     # the schema these objects were validated by
+        for path, _mtime, _size in signature:                    # contents, not times: an edit is always seen
+            digest.update(path.encode() + b"\0" + Path(path).read_bytes() + b"\0")
+        return state_dir() / "recipes" / f"{digest.hexdigest()[:32]}.pickle"
+    except OSError:
+        return None
+
+
 @functools.lru_cache(maxsize=8)
 def _load(root_str: str, signature: tuple) -> RecipeSet:
-    root = Path(root_str)
-    if not root.is_dir():
-        raise PlanError(f"no recipes folder at {root}", "set LAZYLLM_RECIPES to the recipes folder")
+    """Validated recipes: from the per-user cache when no file changed (YAML parsing and validation were a sixth
+    of a plan's time), else read, validated and cached. Anything wrong with the cache means 'read again'."""
+    import pickle
+    if not Path(root_str).is_dir():
+        raise PlanError(f"no recipes folder at {root_str}", "set LAZYLLM_RECIPES to the recipes folder")
+    cache = _cache_path(root_str, signature)
+    try:
+        if cache is not None and cache.is_file():
+            recipes = pickle.loads(cache.read_bytes())
+            if isinstance(recipes, RecipeSet):
+                return recipes
+    except Exception:  # noqa: BLE001 - a stale or foreign cache file is only a cache miss
+        pass
+    recipes = _read_and_validate(Path(root_str))
+    if cache is not None:
+        try:
+            cache.parent.mkdir(exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps(recipes, protocol=pickle.HIGHEST_PROTOCOL))
+            os.replace(tmp, cache)
+            kept = sorted(cache.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+            for old in kept[8:]:                                  # a few recipe folders' worth, not every edit
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass
+    return recipes
+
+
+def _read_and_validate(root: Path) -> RecipeSet:
     bases, layers, groups, digests = {}, {}, {}, {}
     for path in sorted((root / "bases").glob("*.yaml")):
         for entry in _read_yaml(path) or []:
