@@ -61,8 +61,8 @@ def peer(argv: list[str]) -> float:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     argv = [a.replace("127.0.0.1::8000", f"127.0.0.1:{port}:8000") for a in argv]
-    argv = [a for a in argv if not a.startswith("--network")]
-    if "--network" in argv:
+    argv = [a for a in argv if not a.startswith("--network=")]
+    if "--network" in argv:                      # the service's network: the peer runs on the default bridge
         i = argv.index("--network")
         del argv[i:i + 2]
     start = time.perf_counter()
