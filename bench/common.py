@@ -23,9 +23,14 @@ def time_command(argv: list[str], runs: int = 30, warmup: int = 3, env: dict | N
         subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
         if i >= warmup:
             samples.append(time.perf_counter() - start)
-    samples.sort()
+    return summary(samples)
+
+
+def summary(samples: list[float]) -> dict:
+    """Median, p90 and min of wall times, in seconds."""
+    samples = sorted(samples)
     return {"median_s": statistics.median(samples), "p90_s": samples[int(0.9 * (len(samples) - 1))],
-            "min_s": samples[0], "runs": runs}
+            "min_s": samples[0], "runs": len(samples)}
 
 
 def machine() -> dict:

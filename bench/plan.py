@@ -8,7 +8,6 @@ each time (after an upgrade or a recipe edit, once).
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import os
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record, time_command  # noqa: E402
+from common import record, summary, time_command  # noqa: E402
 
 TARGET_S = 0.300
 
@@ -30,9 +29,7 @@ def time_cold(argv: list[str], runs: int = 10) -> dict:
             start = time.perf_counter()
             subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
             samples.append(time.perf_counter() - start)
-    samples.sort()
-    return {"median_s": statistics.median(samples), "p90_s": samples[int(0.9 * (len(samples) - 1))],
-            "min_s": samples[0], "runs": runs}
+    return summary(samples)
 
 
 def main() -> int:

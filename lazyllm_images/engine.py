@@ -58,21 +58,33 @@ def managed_filter(kind: str | None = None, **extra: str) -> dict:
     return {"label": wanted}
 
 
+def require() -> None:
+    """A clear EngineError unless an engine answers (a raw ping on a local socket: no docker-py import)."""
+    if _unix_path() is None or _unix_calls([("GET", "/_ping")]) is None:
+        client()
+
+
 def image_exists(ref: str) -> bool:
-    import docker.errors
-    try:
-        client().images.get(ref)
-        return True
-    except docker.errors.ImageNotFound:
+    found = inspect_images([ref])
+    if found is None:
+        client()                                   # no engine: its clear error
         return False
+    return found[ref] is not None
 
 
 def image_labels(ref: str) -> dict[str, str]:
-    import docker.errors
-    try:
-        return dict(client().images.get(ref).labels or {})
-    except docker.errors.ImageNotFound:
-        return {}
+    info = (inspect_images([ref]) or {}).get(ref)
+    return dict(((info or {}).get("Config") or {}).get("Labels") or {})
+
+
+def tag_image(ref: str, repo: str, tag: str) -> None:
+    """``docker tag ref repo:tag``."""
+    from urllib.parse import quote, urlencode
+    if _unix_path() is not None:
+        done = _unix_calls([("POST", f"/images/{quote(ref, safe='')}/tag?{urlencode({'repo': repo, 'tag': tag})}")])
+        if done is not None and done[0][0] == 201:
+            return
+    client().images.get(ref).tag(repo, tag)
 
 
 def images_exist(refs: list[str]) -> dict[str, bool] | None:
@@ -87,9 +99,12 @@ def inspect_images(refs: list[str]) -> dict[str, dict | None] | None:
     The common case (a local unix socket) uses one keep-alive HTTP connection and no docker-py import: this is
     on the path of every no-op ``install`` and every ``--dry-run``.
     """
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if host.startswith("unix://"):
-        return _inspect_unix(host[len("unix://"):], refs)
+    from urllib.parse import quote
+    if _unix_path() is not None:
+        done = _unix_calls([("GET", f"/images/{quote(ref, safe='')}/json") for ref in refs])
+        if done is None or any(status not in (200, 404) for status, _ in done):
+            return None
+        return {ref: (body if status == 200 else None) for ref, (status, body) in zip(refs, done)}
     import docker.errors
     try:
         c = client()
@@ -104,10 +119,22 @@ def inspect_images(refs: list[str]) -> dict[str, dict | None] | None:
     return out
 
 
-def _inspect_unix(path: str, refs: list[str]) -> dict[str, dict | None] | None:
+API = "/v1.41"     # Docker 20.10 and later
+
+
+def _unix_path() -> str | None:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    return host[len("unix://"):] if host.startswith("unix://") else None
+
+
+def _unix_calls(calls: list[tuple[str, str]]) -> list[tuple[int, object]] | None:
+    """(method, path) calls over one keep-alive connection to the local socket: [(status, decoded JSON body or
+    None)], or None when the engine cannot be reached."""
     import http.client
+    import json
     import socket
-    from urllib.parse import quote
+
+    path = _unix_path()
 
     class UnixConnection(http.client.HTTPConnection):
         def connect(self):
@@ -115,18 +142,16 @@ def _inspect_unix(path: str, refs: list[str]) -> dict[str, dict | None] | None:
             self.sock.settimeout(10)
             self.sock.connect(path)
 
-    import json
     conn = UnixConnection("localhost")
-    out: dict[str, dict | None] = {}
+    out: list[tuple[int, object]] = []
     try:
-        for ref in refs:
-            conn.request("GET", f"/v1.41/images/{quote(ref, safe='')}/json")
+        for method, url in calls:
+            conn.request(method, url if url == "/_ping" else API + url)
             resp = conn.getresponse()
             body = resp.read()
-            if resp.status not in (200, 404):
-                return None
-            out[ref] = json.loads(body) if resp.status == 200 else None
-    except (OSError, ValueError):
+            is_json = resp.getheader("Content-Type", "").startswith("application/json")
+            out.append((resp.status, json.loads(body) if is_json and body else None))
+    except (OSError, ValueError, http.client.HTTPException):
         return None
     finally:
         conn.close()

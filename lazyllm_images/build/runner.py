@@ -3,6 +3,7 @@ with BuildKit; then smoke-test, freeze and label it. Lower layers stay tagged an
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass, field
 
@@ -62,8 +63,12 @@ def ensure_base(plan: Plan, build: BuildOptions, recipes: RecipeSet, progress: P
 class StackBuilder:
     def __init__(self, plan: Plan, build: BuildOptions, progress: Progress, hc: HostConfig, gpu_present: bool):
         self.plan, self.build, self.progress, self.hc, self.gpu = plan, build, progress, hc, gpu_present
-        self.bk = require_buildkit()
         self.outcome = Outcome()
+
+    @functools.cached_property
+    def bk(self):
+        """Found when a layer must be built (four CLI calls: a no-op install needs none of them)."""
+        return require_buildkit()
 
     def labels_of(self, ref: str) -> dict[str, str] | None:
         info = (engine.inspect_images([ref]) or {}).get(ref)
@@ -142,7 +147,7 @@ class StackBuilder:
 
 def tag_stack(plan: Plan, build: BuildOptions, outcome: Outcome) -> None:
     repo, _, tag = plan.stack_tag.rpartition(":")
-    engine.client().images.get(plan.top.ref).tag(repo, tag)
+    engine.tag_image(plan.top.ref, repo, tag)
     if build.push and build.registry:
         outcome.pushed.append(push(build.registry, plan.stack_tag))
 
@@ -162,7 +167,7 @@ def build_plan(plan: Plan, build: BuildOptions, recipes: RecipeSet | None = None
     from ..host import nvidia_facts
     recipes = recipes or load_recipes()
     hc = host_config()
-    engine.client()
+    engine.require()
     progress = Progress(plan, verbose=build.verbose)
     ensure_base(plan, build, recipes, progress)
     with progress:
