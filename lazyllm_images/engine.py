@@ -127,9 +127,18 @@ def _unix_path() -> str | None:
     return host[len("unix://"):] if host.startswith("unix://") else None
 
 
-def _unix_calls(calls: list[tuple[str, str]]) -> list[tuple[int, object]] | None:
-    """(method, path) calls over one keep-alive connection to the local socket: [(status, decoded JSON body or
-    None)], or None when the engine cannot be reached."""
+def local_call(method: str, url: str, body: object = None) -> tuple[int, object] | None:
+    """One Engine API call on the local socket: (status, decoded JSON or None); None when there is no local
+    socket or it does not answer (the caller falls back to docker-py, which explains the failure)."""
+    if _unix_path() is None:
+        return None
+    done = _unix_calls([(method, url, body)])
+    return None if done is None else done[0]
+
+
+def _unix_calls(calls: list[tuple]) -> list[tuple[int, object]] | None:
+    """(method, path[, JSON body]) calls over one keep-alive connection to the local socket: [(status, decoded
+    JSON body or None)], or None when the engine cannot be reached."""
     import http.client
     import json
     import socket
@@ -145,8 +154,10 @@ def _unix_calls(calls: list[tuple[str, str]]) -> list[tuple[int, object]] | None
     conn = UnixConnection("localhost")
     out: list[tuple[int, object]] = []
     try:
-        for method, url in calls:
-            conn.request(method, url if url == "/_ping" else API + url)
+        for method, url, *body in calls:
+            data = json.dumps(body[0]).encode() if body and body[0] is not None else None
+            conn.request(method, url if url == "/_ping" else API + url, body=data,
+                         headers={"Content-Type": "application/json"} if data is not None else {})
             resp = conn.getresponse()
             body = resp.read()
             is_json = resp.getheader("Content-Type", "").startswith("application/json")

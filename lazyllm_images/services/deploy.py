@@ -24,6 +24,7 @@ class Prepared:
     specs: list[LaunchSpec]
     gpu_mode: str
     service: str
+    network: object = None            # launcher.NetworkInBackground, when prepare started one
 
 
 def choose_framework(request: DeployModelRequest, source: ModelSource, host) -> tuple[str, str]:
@@ -75,13 +76,31 @@ def hub_secrets() -> dict[str, str]:
 
 def prepare(request: DeployModelRequest, service: str | None = None) -> Prepared:
     """``service``: launch as part of that service (``run chatbot|rag``), as its ``-model`` container."""
+    from ..host import host_facts
+    host = host_facts()
+    source = resolve_model(request.model)
+    network_job = None
+    if service is None:
+        explicit = bool(request.launch.name)
+        base = request.launch.name or f"lazyllm-{source.served_name.lower()}"
+        dry = request.launch.dry_run or request.launch.compose
+        service = base if dry else launcher.unique_service_name(base, explicit)
+        if not dry:                      # the engine makes the network while this process plans
+            network_job = launcher.NetworkInBackground(service)
+    try:
+        return _prepare(request, service, host, source, network_job)
+    except BaseException:
+        if network_job is not None:
+            network_job.discard()
+        raise
+
+
+def _prepare(request: DeployModelRequest, service: str, host, source: ModelSource, network_job) -> Prepared:
     from ..frameworks import get
-    from ..host import cdi_nvidia_specs, host_facts
+    from ..host import cdi_nvidia_specs
     from ..launch import gpu
     from ..launch.plan import model_server_plan
     from ..resolve import resolve
-    host = host_facts()
-    source = resolve_model(request.model)
     fw_name, why = choose_framework(request, source, host)
     fw = get(fw_name)
     gpus = gpu.resolve(GpuRequest.parse(request.launch.gpus), fw.needs.gpu, host, framework=fw.name,
@@ -91,11 +110,6 @@ def prepare(request: DeployModelRequest, service: str | None = None) -> Prepared
         raise UsageError(f"--gpus {gpus.to_arg()} asks for NVIDIA GPUs, but the image would be built for "
                          f"{plan.accelerator} ({host.nvidia.reason or 'no NVIDIA GPU here'})",
                          "plan for a GPU host with --cuda X.Y, or drop --gpus to run on the CPU")
-    if service is None:
-        explicit = bool(request.launch.name)
-        base = request.launch.name or f"lazyllm-{source.served_name.lower()}"
-        dry = request.launch.dry_run or request.launch.compose
-        service = base if dry else launcher.unique_service_name(base, explicit)
     network = f"{service}-net"
     server = model_server_plan(fw, name=f"{service}-model", image=plan.top.ref, served_name=source.served_name,
                                gpus=gpus, options=request.options, flags=request.flags,
@@ -116,10 +130,13 @@ def prepare(request: DeployModelRequest, service: str | None = None) -> Prepared
                                server.served_name, host_ip=request.launch.host, default_params=server.default_params(),
                                network=network, depends_on=(model_spec.name,)))
     mode = gpu.choose_mode(_nvidia_runtime(), cdi_nvidia_specs()) if gpus.wants_gpu else "runtime"
-    return Prepared(fw_name, why, source, plan, server, specs, mode, service)
+    return Prepared(fw_name, why, source, plan, server, specs, mode, service, network_job)
 
 
 def _nvidia_runtime() -> bool:
+    done = engine.local_call("GET", "/info")
+    if done is not None and done[0] == 200:
+        return "nvidia" in ((done[1] or {}).get("Runtimes") or {})
     try:
         return "nvidia" in (engine.client().info().get("Runtimes") or {})
     except Exception:
@@ -156,6 +173,18 @@ def check_gpus(p: Prepared) -> None:
 
 
 def launch(p: Prepared, request: DeployModelRequest) -> tuple[list, dict[str, str]]:
+    try:
+        units, urls = _units(p)
+    except BaseException:
+        if p.network is not None:
+            p.network.discard()
+        raise
+    started = launcher.launch_all(p.service, units, p.gpu_mode, request.launch.timeout, request.launch.keep,
+                                  network=p.network)
+    return started, urls
+
+
+def _units(p: Prepared) -> tuple[list, dict[str, str]]:
     from ..launch import needs
     declared = needs.from_labels(engine.image_labels(p.plan.top.ref))
     specs = [needs.apply(s, declared) if s.role == "model" else s for s in p.specs]
@@ -170,8 +199,7 @@ def launch(p: Prepared, request: DeployModelRequest) -> tuple[list, dict[str, st
                 env.update(hub_secrets())
             secrets = {"env": env}
         units.append(launcher.Unit(spec, secrets))
-    started = launcher.launch_all(p.service, units, p.gpu_mode, request.launch.timeout, request.launch.keep)
-    return started, urls
+    return units, urls
 
 
 def _urls(p: Prepared, specs: list[LaunchSpec]) -> dict[str, str]:
@@ -197,11 +225,16 @@ def run(request: DeployModelRequest) -> None:
         print_dry_run(p)
         return
     from ..build.runner import build_plan
-    build_plan(p.plan, request.build, write_lock=False, quiet=True)
-    if request.launch.compose:
-        write_compose(p, request.launch.compose)
-        return
-    check_gpus(p)
+    try:
+        build_plan(p.plan, request.build, write_lock=False, quiet=True)
+        if request.launch.compose:       # (no network was started for it)
+            write_compose(p, request.launch.compose)
+            return
+        check_gpus(p)
+    except BaseException:
+        if p.network is not None:        # nothing will run on it
+            p.network.discard()
+        raise
     started, urls = launch(p, request)
     print(f"service:   {p.service} ({p.framework}; {p.why})")
     print(f"endpoint:  {urls['api']}")

@@ -19,6 +19,7 @@ from .. import engine
 from ..errors import LaunchError, UsageError
 from ..launch.docker import container_kwargs
 from ..launch.spec import LaunchSpec, PortSpec, labels_from_env
+from . import local_container
 
 TAIL = 30
 
@@ -70,15 +71,52 @@ def url(port: PortSpec, path: str = "") -> str:
 
 
 def service_exists(name: str) -> bool:
-    return bool(engine.client().containers.list(all=True, filters=engine.managed_filter("service", service=name)))
+    flt = engine.managed_filter("service", service=name)
+    found = local_container.labelled_containers(flt)
+    if found is None:
+        found = engine.client().containers.list(all=True, filters=flt)
+    return bool(found)
 
 
 def ensure_network(service: str) -> str:
-    client = engine.client()
     name = f"{service}-net"
+    labels = engine.runtime_labels("network", service=service)
+    names = local_container.network_names(name)
+    if names is not None:                                   # the name filter matches substrings: compare whole
+        if name in names or local_container.create_network(name, labels):
+            return name
+    client = engine.client()
     if not client.networks.list(names=[name]):
-        client.networks.create(name, driver="bridge", labels=engine.runtime_labels("network", service=service))
+        client.networks.create(name, driver="bridge", labels=labels)
     return name
+
+
+class NetworkInBackground:
+    """``ensure_network`` on a thread, started as soon as the service's name is known: the engine creates the
+    network (80 ms) while this process plans. ``wait()`` before the first container; ``discard()`` when the
+    launch never happens."""
+
+    def __init__(self, service: str) -> None:
+        import threading
+        self.service, self.error = service, None
+        self.thread = threading.Thread(target=self._run, name=f"network-{service}", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            ensure_network(self.service)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by wait()
+            self.error = exc
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def discard(self) -> None:
+        self.thread.join()
+        if self.error is None:
+            remove([], self.service)
 
 
 SECRET_EXEC = ("python3", "-m", "lazyllm_images.runtime.secret_exec", "--")
@@ -95,12 +133,16 @@ def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = No
     """Create and start one container. ``secrets`` ({"env": {...}, "files": {"/tmp/x": "..."}}) go through the
     attach socket to runtime.secret_exec, never into the container's config, labels or logs. ``wrap=False``: the
     container's own command reads that JSON line from stdin (the MCP bridge's --secrets-stdin)."""
-    import docker.errors
     secrets = {k: v for k, v in (secrets or {}).items() if v}
     if secrets:
         spec = with_secret_exec(spec) if wrap else replace(spec, stdin_open=True)
     kwargs = container_kwargs(spec, gpu_mode)
     kwargs["labels"] = {**kwargs.get("labels", {}), **labels_from_env(os.environ.get("LAZYLLM_LABELS"))}
+    if not secrets:                                         # no stdin to attach: the local socket, no docker-py
+        container = local_container.create_and_start(kwargs)
+        if container is not None:
+            return container
+    import docker.errors
     client = engine.client()
     try:
         container = client.containers.create(**kwargs)
@@ -157,7 +199,8 @@ def wait_healthy(container, health_url: str, timeout: float, on_tick: Callable[[
                               "raise --timeout, or see its last log lines above")
         if on_tick:
             on_tick(elapsed)
-        time.sleep(0.1 if elapsed < 60 else 0.5)    # a quick server is seen within 0.1 s; a slow one costs little
+        # a quick server is seen at once; a slow one costs little
+        time.sleep(0.05 if elapsed < 10 else 0.1 if elapsed < 60 else 0.5)
 
 
 def remove(containers, service: str | None = None) -> None:
@@ -194,10 +237,14 @@ def labelled(specs: list[LaunchSpec], urls: dict[str, str], primary: int = 0) ->
             for i, s in enumerate(specs)]
 
 
-def launch_all(service: str, units: list[Unit], gpu_mode: str, timeout: float, keep: bool = False) -> list:
+def launch_all(service: str, units: list[Unit], gpu_mode: str, timeout: float, keep: bool = False,
+               network: NetworkInBackground | None = None) -> list:
     """Start the units in order, each healthy before the next; on any failure (or Ctrl-C) remove what was
-    started, unless ``keep``."""
-    ensure_network(service)
+    started, unless ``keep``. ``network``: the service's network, already on its way."""
+    if network is not None:
+        network.wait()
+    else:
+        ensure_network(service)
     started = []
     try:
         for unit in units:
