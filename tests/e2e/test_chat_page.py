@@ -132,7 +132,7 @@ def test_stop_ends_a_long_reply_and_the_upstream_request(llm_server, chat_page):
     with browser.chromium() as d:
         open_page(d, page.url, llm_server.model)
         send(d, "Tell me a very long story")
-        browser.wait_for(lambda: len(reply_text(d)) > 200, 60, what="a long reply to start")
+        browser.wait_for(lambda: len(reply_text(d)) > 200, 120, what="a long reply to start")
         assert running(llm_server) == 1
         d.find_element(*by("ID", "stop")).click()
         browser.wait_for(lambda: not busy(d), 5, what="the page to leave the busy state")
