@@ -60,7 +60,7 @@ def managed_filter(kind: str | None = None, **extra: str) -> dict:
 
 def require() -> None:
     """A clear EngineError unless an engine answers (a raw ping on a local socket: no docker-py import)."""
-    if _unix_path() is None or _unix_calls([("GET", "/_ping")]) is None:
+    if local_call("GET", "/_ping") is None:
         client()
 
 
@@ -80,10 +80,9 @@ def image_labels(ref: str) -> dict[str, str]:
 def tag_image(ref: str, repo: str, tag: str) -> None:
     """``docker tag ref repo:tag``."""
     from urllib.parse import quote, urlencode
-    if _unix_path() is not None:
-        done = _unix_calls([("POST", f"/images/{quote(ref, safe='')}/tag?{urlencode({'repo': repo, 'tag': tag})}")])
-        if done is not None and done[0][0] == 201:
-            return
+    done = local_call("POST", f"/images/{quote(ref, safe='')}/tag?{urlencode({'repo': repo, 'tag': tag})}")
+    if done is not None and done[0] == 201:
+        return
     client().images.get(ref).tag(repo, tag)
 
 
@@ -154,8 +153,8 @@ def _unix_calls(calls: list[tuple]) -> list[tuple[int, object]] | None:
     conn = UnixConnection("localhost")
     out: list[tuple[int, object]] = []
     try:
-        for method, url, *body in calls:
-            data = json.dumps(body[0]).encode() if body and body[0] is not None else None
+        for method, url, *payload in calls:
+            data = json.dumps(payload[0]).encode() if payload and payload[0] is not None else None
             conn.request(method, url if url == "/_ping" else API + url, body=data,
                          headers={"Content-Type": "application/json"} if data is not None else {})
             resp = conn.getresponse()
