@@ -87,12 +87,8 @@ def prepare(request: DeployModelRequest, service: str | None = None) -> Prepared
         service = base if dry else launcher.unique_service_name(base, explicit)
         if not dry:                      # the engine makes the network while this process plans
             network_job = launcher.NetworkInBackground(service)
-    try:
+    with launcher.NetworkInBackground.discarded_on_error(network_job):
         return _prepare(request, service, host, source, network_job)
-    except BaseException:
-        if network_job is not None:
-            network_job.discard()
-        raise
 
 
 def _prepare(request: DeployModelRequest, service: str, host, source: ModelSource, network_job) -> Prepared:
@@ -173,12 +169,8 @@ def check_gpus(p: Prepared) -> None:
 
 
 def launch(p: Prepared, request: DeployModelRequest) -> tuple[list, dict[str, str]]:
-    try:
+    with launcher.NetworkInBackground.discarded_on_error(p.network):
         units, urls = _units(p)
-    except BaseException:
-        if p.network is not None:
-            p.network.discard()
-        raise
     started = launcher.launch_all(p.service, units, p.gpu_mode, request.launch.timeout, request.launch.keep,
                                   network=p.network)
     return started, urls
@@ -225,16 +217,12 @@ def run(request: DeployModelRequest) -> None:
         print_dry_run(p)
         return
     from ..build.runner import build_plan
-    try:
+    with launcher.NetworkInBackground.discarded_on_error(p.network):
         build_plan(p.plan, request.build, write_lock=False, quiet=True)
         if request.launch.compose:       # (no network was started for it)
             write_compose(p, request.launch.compose)
             return
         check_gpus(p)
-    except BaseException:
-        if p.network is not None:        # nothing will run on it
-            p.network.discard()
-        raise
     started, urls = launch(p, request)
     print(f"service:   {p.service} ({p.framework}; {p.why})")
     print(f"endpoint:  {urls['api']}")

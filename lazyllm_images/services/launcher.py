@@ -6,6 +6,7 @@ and nothing else is ever touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -13,7 +14,7 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Iterator
 
 from .. import engine
 from ..errors import LaunchError, UsageError
@@ -117,6 +118,17 @@ class NetworkInBackground:
         self.thread.join()
         if self.error is None:
             remove([], self.service)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def discarded_on_error(job: "NetworkInBackground | None") -> Iterator[None]:
+        """Any failure inside: the network goes (nothing will run on it), then the failure goes on."""
+        try:
+            yield
+        except BaseException:
+            if job is not None:
+                job.discard()
+            raise
 
 
 SECRET_EXEC = ("python3", "-m", "lazyllm_images.runtime.secret_exec", "--")
