@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
+from functools import partial
 
 from .. import engine
 from ..errors import LaunchError, UsageError
@@ -224,6 +225,14 @@ def run(request: DeployModelRequest) -> None:
             return
         check_gpus(p)
     started, urls = launch(p, request)
+    announce = partial(print_summary, p, urls)
+    if request.launch.foreground:
+        launcher.attend(started, started[0], p.service, announce)
+    else:
+        announce()
+
+
+def print_summary(p: Prepared, urls: dict[str, str]) -> None:
     print(f"service:   {p.service} ({p.framework}; {p.why})")
     print(f"endpoint:  {urls['api']}")
     print(f"model:     {p.server.served_name}")
@@ -231,9 +240,3 @@ def run(request: DeployModelRequest) -> None:
         print(f"chat:      {urls['chat']}")
     print(f"try:       {curl_example(p, urls['api'])}")
     print(f"manage:    lazyllm ps | lazyllm logs {p.service} | lazyllm stop {p.service}")
-    if request.launch.foreground:
-        try:
-            launcher.follow(started, started[0])
-        finally:
-            launcher.remove(started, p.service)
-            print(f"stopped {p.service}")

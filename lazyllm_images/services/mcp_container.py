@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from functools import partial
 
 from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount, service_labels
 from ..requests import McpServerRequest
@@ -120,13 +121,15 @@ def run(request: McpServerRequest) -> None:
     if request.url_file:
         with open(request.url_file, "w") as out:
             json.dump(found, out)
+    announce = partial(print_summary, service, found)
+    if request.foreground:
+        launcher.attend(started, started[0], service, announce)
+    else:
+        announce()
+
+
+def print_summary(service: str, found: dict[str, str]) -> None:
     print(f"service:   {service}")
     print(f"sse:       {found['sse']}")
     print(f"mcp:       {found['mcp']}")
     print(f"manage:    lazyllm ps | lazyllm logs {service} | lazyllm stop {service}")
-    if request.foreground:
-        try:
-            launcher.follow(started, started[0])
-        finally:
-            launcher.remove(started, service)
-            print(f"stopped {service}")

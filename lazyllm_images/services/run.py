@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from .. import engine
@@ -149,7 +150,7 @@ def _urls(service: str, specs: list[LaunchSpec]) -> dict[str, str]:
     return out
 
 
-def launch(service: Service, request: RunRequest) -> dict[str, str]:
+def launch(service: Service, request: RunRequest) -> None:
     from ..build.runner import build_plan
     for plan in service.plans:
         build_plan(plan, request.build, write_lock=False, quiet=True)
@@ -161,12 +162,11 @@ def launch(service: Service, request: RunRequest) -> dict[str, str]:
     _ensure_volumes(service)
     started = launcher.launch_all(service.name, units, service.gpu_mode, request.launch.timeout,
                                   request.launch.keep)
+    announce = partial(print_summary, service, request, urls)
     if request.launch.foreground:
-        try:
-            launcher.follow(started, started[primary])
-        finally:
-            launcher.remove(started, service.name)
-    return urls
+        launcher.attend(started, started[primary], service.name, announce)
+    else:
+        announce()
 
 
 def dry_run(service: Service) -> None:
@@ -192,7 +192,10 @@ def run(request: RunRequest) -> None:
             out.write(compose_yaml([u.spec for u in service.units], service.gpu_mode))
         print(f"compose file: {request.launch.compose}")
         return
-    urls = launch(service, request)
+    launch(service, request)
+
+
+def print_summary(service: Service, request: RunRequest, urls: dict[str, str]) -> None:
     print(f"service:   {service.name}")
     for key, value in urls.items():
         print(f"{key + ':':<10} {value}")

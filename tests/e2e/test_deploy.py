@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import queue
+import signal
 import subprocess
+import sys
+import threading
+import time
 
 import docker
 import httpx
@@ -115,24 +121,72 @@ def test_bad_deploys_are_one_line_errors(argv, needle):
     assert "Traceback" not in result.stderr
 
 
-def test_foreground_streams_logs_and_ctrl_c_removes_everything():
-    import os
-    import signal
-    import sys
-    import time
-    proc = subprocess.Popen([sys.executable, "-m", "lazyllm_images", "deploy", "all-MiniLM-L6-v2", "--framework",
-                             "embedding", "--name", "lazyllm-test-fg", "--foreground"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, "LAZYLLM_BASE": "offline"})
-    seen, deadline = "", time.monotonic() + 600
-    while time.monotonic() < deadline and "endpoint:" not in seen:
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, seen[-3000:]
-        seen += line
-    endpoint = next(x.split()[1] for x in seen.splitlines() if x.startswith("endpoint:"))
-    check_embeddings(endpoint, "all-MiniLM-L6-v2")
-    seen += proc.stdout.readline()                   # the server's own log lines follow
-    os.killpg(proc.pid, signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert "stopped lazyllm-test-fg" in out
-    assert not docker.from_env().containers.list(all=True, filters={"label": "org.lazyllm.service=lazyllm-test-fg"})
+class Foreground:
+    """``lazyllm deploy ... --foreground`` in its own process group, its output read on a thread."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.seen, self.lines = name, "", queue.Queue()
+        self.proc = subprocess.Popen([sys.executable, "-m", "lazyllm_images", "deploy", "all-MiniLM-L6-v2",
+                                      "--framework", "embedding", "--name", name, "--foreground"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True, env={**os.environ, "LAZYLLM_BASE": "offline"})
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, needle: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while needle not in self.seen:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""
+            assert line is not None and time.monotonic() < deadline, f"no {needle!r} in:\n{self.seen[-3000:]}"
+            self.seen += line
+        return self.seen
+
+    def interrupt(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)                 # what Ctrl-C does to the terminal's group
+
+    def finish_cleanly(self) -> None:
+        """Exit 0 after "stopped NAME", no traceback or error, no container or network of the service left."""
+        self.proc.wait(timeout=60)
+        out = self.wait_for(f"stopped {self.name}", timeout=5)
+        assert self.proc.returncode == 0 and "Traceback" not in out and "error:" not in out, out[-2000:]
+        assert not self.left()
+
+    def left(self) -> list:
+        label = f"org.lazyllm.service={self.name}"
+        client = docker.from_env()
+        return client.containers.list(all=True, filters={"label": label}) + client.networks.list(
+            filters={"label": label})
+
+
+def endpoint_of(text: str) -> str:
+    return next(x.split()[1] for x in text.splitlines() if x.startswith("endpoint:"))
+
+
+def test_foreground_streams_the_servers_logs_and_ctrl_c_removes_everything():
+    fg = Foreground("lazyllm-test-fg")
+    check_embeddings(endpoint_of(fg.wait_for("endpoint:")), "all-MiniLM-L6-v2")
+    fg.wait_for("/v1/embeddings")                               # the server's own access log, streamed
+    fg.interrupt()
+    fg.finish_cleanly()
+
+
+def test_foreground_ctrl_c_while_the_summary_prints_still_removes_everything():
+    fg = Foreground("lazyllm-test-fg-early")
+    fg.wait_for("endpoint:")
+    fg.interrupt()                                              # the summary and the log stream are starting
+    fg.finish_cleanly()
+
+
+def test_foreground_ends_when_its_service_is_stopped_elsewhere():
+    fg = Foreground("lazyllm-test-fg-stop")
+    fg.wait_for("manage:")
+    stopped = lazyllm("stop", "lazyllm-test-fg-stop")
+    assert stopped.returncode == 0, stopped.stderr
+    fg.finish_cleanly()
