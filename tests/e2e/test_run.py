@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 import browser
+from bridge import bridge_gateway
 from e2e_cli import REPO, lazyllm
 
 sys.path.insert(0, str(REPO / "tests" / "fixtures"))
@@ -146,7 +147,7 @@ def test_chatbot_with_a_framework_streams_in_the_browser(tiny_llama):
 
 
 def test_chatbot_with_a_source_keeps_the_key_out_of_the_container_config(llm_deployment):
-    gateway = docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = bridge_gateway(docker.from_env())
     port = llm_deployment["endpoint"].split(":")[-1].split("/")[0]
     key = "sk-test-" + os.urandom(8).hex()
     env = {"OPENAI_API_KEY": key, "LAZYLLM_OPENAI_BASE_URL": f"http://{gateway}:{port}/v1"}

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from bridge import bridge_gateway
 from recipe_helpers import unique_mark, write_groups
 
 
@@ -76,17 +77,13 @@ class _Index(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _bridge_gateway(docker_client) -> str:
-    return docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
-
-
 def test_secrets_reach_the_build_but_never_the_image(lazyllm, test_recipes, tmp_path, docker_client):
     token = f"tok-{uuid.uuid4().hex}"
     ca_marker = f"LAZYLLM-TEST-CA-{uuid.uuid4().hex}"
     bundle = tmp_path / "bundle.crt"
     bundle.write_text(open(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")).read()
                       + f"\n# {ca_marker}\n")
-    gateway = _bridge_gateway(docker_client)
+    gateway = bridge_gateway(docker_client)
     server = http.server.ThreadingHTTPServer((gateway, 0), _Index)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     group = f"tiny-secret-{unique_mark()}"
