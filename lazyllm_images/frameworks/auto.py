@@ -16,6 +16,7 @@ from ..errors import LaunchError
 from ..host import HostFacts
 
 KINDS = ("llm", "embed", "rerank")
+KIND_WORDS = {"llm": "an LLM", "embed": "an embedding model", "rerank": "a reranker (cross-encoder)"}
 VLLM_MIN_CC = (7, 0)
 ST_FILES = ("modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 LLM_SUFFIXES = ("ForCausalLM", "ForConditionalGeneration", "LMHeadModel", "ChatModel")
@@ -46,6 +47,8 @@ def _json(value) -> dict:
 
 def kind_from_files(files: Mapping[str, object]) -> KindGuess | None:
     """From config.json and the sentence-transformers files of a model directory."""
+    if _json(files.get("config_sentence_transformers.json")).get("model_type") == "CrossEncoder":
+        return KindGuess("rerank", "config_sentence_transformers.json: a CrossEncoder")
     config = _json(files.get("config.json"))
     archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
     if any(a.endswith("ForSequenceClassification") for a in archs):
@@ -104,7 +107,7 @@ def choose_with_reason(model_kind: str, host: HostFacts,
         raise ValueError(f"model kind {model_kind!r} is not one of {KINDS}")
     if model_kind in ("embed", "rerank"):
         order = ("infinity", "embedding") if prefer_infinity else ("embedding", "infinity")
-        return _first(order, installed_ok, f"an {model_kind} model")
+        return _first(order, installed_ok, KIND_WORDS[model_kind])
     if host.nvidia.present:
         best = max((_cc(g.compute_capability) for g in host.nvidia.gpus), default=())
         if best and best < VLLM_MIN_CC:

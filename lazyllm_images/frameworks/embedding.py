@@ -1,7 +1,7 @@
 """The project's own embedding server (``python3 -m lazyllm_images.runtime.embed_server``).
 
-OpenAI ``/v1/embeddings`` plus upstream LazyLLM's ``/generate``; health ``/healthz`` (503 until the model is
-loaded). Options as in ``lazyllm_images/runtime/embed_server/cli.py``; ``--device`` follows ``--gpus``.
+OpenAI ``/v1/embeddings`` plus upstream LazyLLM's ``/generate``, or ``/v1/rerank`` (Cohere/Jina/infinity shape)
+for a cross-encoder; health ``/healthz`` (503 until the model is loaded). Options as in ``lazyllm_images/runtime/embed_server/cli.py``; ``--device`` follows ``--gpus``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from ..launch.spec import GpuRequest
 from .base import Framework, Needs, option_table, python_module
 
 # lazyllm_images/runtime/embed_server/cli.py
-OPTIONS = option_table("--batch-size --max-input-chars --no-normalize! --trust-remote-code! --log-level")
+OPTIONS = option_table("--task --batch-size --max-input-chars --no-normalize! --trust-remote-code! --log-level")
 RESERVED = {
     "model": "the model is the positional MODEL of 'lazyllm deploy'",
     "served_model_name": "the served name is the model's name; lazyllm prints it with the URL",

@@ -26,13 +26,18 @@ class Prepared:
     gpu_mode: str
     service: str
     network: object = None            # launcher.NetworkInBackground, when prepare started one
+    kind: str = "llm"                 # the model's kind: llm | embed | rerank
 
 
-def choose_framework(request: DeployModelRequest, source: ModelSource, host) -> tuple[str, str]:
+def model_kind(source: ModelSource) -> str:
+    from ..frameworks import auto
+    return source.model_kind or auto.detect_model_kind(source.spec, files_dict(source)).kind
+
+
+def choose_framework(request: DeployModelRequest, kind: str, host) -> tuple[str, str]:
     from ..frameworks import auto
     if request.framework != "auto":
         return request.framework, "asked for"
-    kind = source.model_kind or auto.detect_model_kind(source.spec, files_dict(source)).kind
     name, why = auto.choose_with_reason(kind, host)
     return name, f"auto: {why}"
 
@@ -98,7 +103,8 @@ def _prepare(request: DeployModelRequest, service: str, host, source: ModelSourc
     from ..launch import gpu
     from ..launch.plan import model_server_plan
     from ..resolve import resolve
-    fw_name, why = choose_framework(request, source, host)
+    kind = model_kind(source)
+    fw_name, why = choose_framework(request, kind, host)
     fw = get(fw_name)
     gpus = gpu.resolve(GpuRequest.parse(request.launch.gpus), fw.needs.gpu, host, framework=fw.name,
                        vendors=fw.needs.vendors)
@@ -127,7 +133,7 @@ def _prepare(request: DeployModelRequest, service: str, host, source: ModelSourc
                                server.served_name, host_ip=request.launch.host, default_params=server.default_params(),
                                network=network, depends_on=(model_spec.name,)))
     mode = gpu.choose_mode(_nvidia_runtime(), cdi_nvidia_specs()) if gpus.wants_gpu else "runtime"
-    return Prepared(fw_name, why, source, plan, server, specs, mode, service, network_job)
+    return Prepared(fw_name, why, source, plan, server, specs, mode, service, network_job, kind)
 
 
 def _nvidia_runtime() -> bool:
@@ -203,6 +209,10 @@ def _urls(p: Prepared, specs: list[LaunchSpec]) -> dict[str, str]:
 
 
 def curl_example(p: Prepared, api: str) -> str:
+    if p.kind == "rerank" and p.server.api_kind == "openai-embeddings":
+        body = {"model": p.server.served_name, "query": "What is a container?",
+                "documents": ["A container runs an image.", "Bread is baked."]}
+        return f"curl {api}/rerank -H 'Content-Type: application/json' -d '{json.dumps(body)}'"
     if p.server.api_kind == "openai-embeddings":
         body = {"model": p.server.served_name, "input": ["hello world"]}
         return f"curl {api}/embeddings -H 'Content-Type: application/json' -d '{json.dumps(body)}'"

@@ -26,6 +26,7 @@ from e2e_cli import deployment, lazyllm
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_LLAMA = REPO / "tests" / "fixtures" / "make_tiny_llama.py"
+TINY_RERANKER = REPO / "tests" / "fixtures" / "make_tiny_reranker.py"
 
 
 @dataclass(frozen=True)
@@ -95,24 +96,35 @@ def _server(info: dict[str, str]) -> Server:
                   info.get("chat"))
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random-weight Llama made here, inside the vllm-cpu stack image (it has transformers)."""
+def make_model(image: str, script: Path, out: Path) -> Path:
+    """Run a fixture script that writes a tiny random-weight model into ``out``, inside ``image`` (no network)."""
     import docker
-    result = lazyllm("install", "vllm-cpu", "--json")
-    assert result.returncode == 0, result.stderr[-4000:]
-    image = json.loads(result.stdout)["image"]
-    out = tmp_path_factory.mktemp("llm") / "tiny-llama"
     out.mkdir()
     out.chmod(0o777)
     docker.from_env().containers.run(
-        image, ["sh", "-c", "python /fixtures/make_tiny_llama.py /out && chmod -R a+rX /out"], remove=True,
+        image, ["sh", "-c", f"python3 /fixtures/{script.name} /out && chmod -R a+rX /out"], remove=True,
         network_mode="none",
-        volumes={str(out): {"bind": "/out", "mode": "rw"},
-                 str(TINY_LLAMA.parent): {"bind": "/fixtures", "mode": "ro"}},
+        volumes={str(out): {"bind": "/out", "mode": "rw"}, str(script.parent): {"bind": "/fixtures", "mode": "ro"}},
         labels={"org.lazyllm.test-run": os.environ.get("LAZYLLM_TEST_RUN", "")})
     assert (out / "config.json").is_file()
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight Llama made here, inside the vllm-cpu stack image (it has transformers)."""
+    result = lazyllm("install", "vllm-cpu", "--json")
+    assert result.returncode == 0, result.stderr[-4000:]
+    image = json.loads(result.stdout)["image"]
+    return make_model(image, TINY_LLAMA, tmp_path_factory.mktemp("llm") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory: pytest.TempPathFactory, embed_server: "Server") -> Path:
+    """A tiny random-weight cross-encoder made here, inside the embedding server's image (it has transformers)."""
+    import docker
+    image = docker.from_env().containers.get(f"{embed_server.service}-model").image.id
+    return make_model(image, TINY_RERANKER, tmp_path_factory.mktemp("rerank") / "tiny-reranker")
 
 
 @pytest.fixture(scope="session")

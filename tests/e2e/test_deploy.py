@@ -16,7 +16,7 @@ import docker
 import httpx
 import pytest
 
-from e2e_cli import deployment, lazyllm
+from e2e_cli import deployed, deployment, lazyllm
 
 RELATED = ("A man is eating food.", "A man is eating a piece of bread.")
 UNRELATED = "The stock market fell sharply on Monday."
@@ -119,6 +119,25 @@ def test_bad_deploys_are_one_line_errors(argv, needle):
     assert result.returncode in (1, 2)
     assert result.stderr.startswith("error: ") and needle in result.stderr and "\nhint: " in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_cross_encoder_is_deployed_as_a_reranker_by_auto(tiny_reranker):
+    result = lazyllm("deploy", str(tiny_reranker), "--name", "lazyllm-test-rerank")
+    info = deployed(result)
+    try:
+        assert "embedding; auto: a reranker" in result.stdout and f"{info['endpoint']}/rerank" in result.stdout
+        docs = ["Bread is baked in an oven.", "A container runs an image.", "Layers are cached by content."]
+        r = httpx.post(f"{info['endpoint']}/rerank", timeout=60, json={
+            "model": info["model"], "query": "what runs an image?", "documents": docs, "return_documents": True})
+        assert r.status_code == 200, r.text
+        results = r.json()["results"]
+        assert sorted(x["index"] for x in results) == [0, 1, 2]
+        assert [x["relevance_score"] for x in results] == sorted((x["relevance_score"] for x in results), reverse=True)
+        assert all(x["document"]["text"] == docs[x["index"]] and 0 <= x["relevance_score"] <= 1 for x in results)
+        wrong = httpx.post(f"{info['endpoint']}/embeddings", json={"input": "x"}, timeout=60)
+        assert wrong.status_code == 400 and "/v1/rerank" in wrong.json()["error"]["message"]
+    finally:
+        lazyllm("stop", info["service"])
 
 
 class Foreground:

@@ -54,7 +54,7 @@ def test_healthz_is_503_while_loading_then_200():
             gate.set()
             await until_ready(c)
             body = (await c.get("/healthz")).json()
-            assert body == {"status": "ok", "model": "emb", "dimensions": 3, "device": "cpu"}
+            assert body == {"status": "ok", "model": "emb", "task": "embed", "dimensions": 3, "device": "cpu"}
 
     anyio.run(check)
 
@@ -104,5 +104,48 @@ def test_errors_are_openai_shaped():
             assert r.status_code == 400 and "at most 3" in r.json()["error"]["message"]
             r = await c.post("/generate", json={"text": "x" * 51})
             assert r.status_code == 400 and "--max-input-chars" in r.json()["error"]["message"]
+
+    anyio.run(check)
+
+
+def word_overlap(pairs):
+    """A stand-in cross-encoder: the share of the query's words found in the document."""
+    scores = [len(set(q.split()) & set(d.split())) / len(set(q.split())) for q, d in pairs]
+    return scores, [len(q.split()) + len(d.split()) + 3 for q, d in pairs]
+
+
+def reranker() -> LoadedModel:
+    return LoadedModel(word_overlap, None, False, "cpu", 512, 0.0, task="rerank")
+
+
+def test_rerank_orders_by_relevance_cuts_to_top_n_and_can_return_documents():
+    docs = ["bread and butter", "a cat on a mat", "the cat sat on the mat"]
+
+    async def check() -> None:
+        async with serve(reranker) as c:
+            assert (await c.get("/healthz")).json()["task"] == "rerank"
+            r = await c.post("/v1/rerank", json={"model": "emb", "query": "cat sat mat", "documents": docs})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert [x["index"] for x in body["results"]] == [2, 1, 0] and "document" not in body["results"][0]
+            assert body["results"][0]["relevance_score"] == 1.0 and body["usage"]["total_tokens"] == 9 + 11 + 12
+            r = await c.post("/rerank", json={"query": "cat sat mat", "documents": [{"text": d} for d in docs],
+                                              "top_n": 1, "return_documents": True})
+            assert r.json()["results"] == [{"index": 2, "relevance_score": 1.0,
+                                             "document": {"text": "the cat sat on the mat"}}]
+
+    anyio.run(check)
+
+
+def test_each_model_kind_refuses_the_other_kinds_route_and_says_which_to_use():
+    async def check() -> None:
+        async with serve(reranker) as c:
+            r = await c.post("/v1/embeddings", json={"input": "x"})
+            assert r.status_code == 400 and "/v1/rerank" in r.json()["error"]["message"]
+            r = await c.post("/v1/rerank", json={"query": "q", "documents": ["d"], "model": "other"})
+            assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found"
+        async with serve(loaded) as c:
+            r = await c.post("/v1/rerank", json={"query": "q", "documents": ["d"]})
+            assert r.status_code == 400 and "needs a reranker" in r.json()["error"]["message"]
 
     anyio.run(check)

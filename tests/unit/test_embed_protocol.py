@@ -92,3 +92,32 @@ def test_models_response():
     body = protocol.models_response("emb", 123)
     assert body == {"object": "list", "data": [{"id": "emb", "object": "model", "created": 123,
                                                 "owned_by": "lazyllm"}]}
+
+
+def test_rerank_bodies_are_validated():
+    ok = protocol.parse_rerank({"query": "q", "documents": ["a", {"text": "b"}], "top_n": 1}, 10)
+    assert ok.documents == ["a", "b"] and ok.top_n == 1 and not ok.return_documents
+
+
+@pytest.mark.parametrize("body, fragment", [
+    ({"documents": ["a"]}, "'query' is required"),
+    ({"query": "", "documents": ["a"]}, "'query' is required"),
+    ({"query": "x" * 11, "documents": ["a"]}, "'query' has 11 characters"),
+    ({"query": "q"}, "'documents' is required"),
+    ({"query": "q", "documents": []}, "'documents' is required"),
+    ({"query": "q", "documents": ["a", 3.5]}, r"'documents\[1\]' is float"),
+    ({"query": "q", "documents": ["a", {"txt": "b"}]}, r"'documents\[1\]' is an object without a 'text'"),
+    ({"query": "q", "documents": [1, 2]}, "token ids"),
+    ({"query": "q", "documents": ["a"], "top_n": 0}, "'top_n' must be a positive integer"),
+    ({"query": "q", "documents": ["a"], "top_n": True}, "'top_n' must be a positive integer"),
+    ({"query": "q", "documents": ["a"], "return_documents": "yes"}, "'return_documents'"),
+])
+def test_bad_rerank_bodies_say_what_is_wrong(body, fragment):
+    with pytest.raises(RequestError, match=fragment):
+        protocol.parse_rerank(body, 10)
+
+
+def test_rerank_results_are_highest_first_ties_in_document_order():
+    req = protocol.parse_rerank({"query": "q", "documents": ["a", "b", "c"], "top_n": 2}, 10)
+    body = protocol.rerank_response(req, [0.2, 0.9, 0.9], 7, "m")
+    assert [r["index"] for r in body["results"]] == [1, 2] and body["model"] == "m"

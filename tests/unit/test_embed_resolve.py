@@ -72,3 +72,19 @@ def test_paths_and_hub_ids(tmp_path):
     with pytest.raises(ModelNotFound, match="no model folder"):
         resolve_model(str(tmp_path / "missing"))
     assert resolve_model("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"
+
+
+@pytest.mark.parametrize("files, task", [
+    ({"config.json": '{"architectures": ["BertForSequenceClassification"], "num_labels": 1}'}, "rerank"),
+    ({"config.json": '{"architectures": ["XLMRobertaForSequenceClassification"]}'}, "rerank"),
+    ({"config.json": '{"architectures": ["BertForSequenceClassification"], "id2label": {"0": "a", "1": "b"}}'},
+     "embed"),
+    ({"config.json": '{"architectures": ["BertModel"]}', "modules.json": "[]"}, "embed"),
+    ({"config_sentence_transformers.json": '{"model_type": "CrossEncoder"}', "config.json": "{}"}, "rerank"),
+    ({"config.json": "not json"}, "embed"),
+])
+def test_a_cross_encoder_is_served_as_a_reranker(tmp_path, files, task):
+    from lazyllm_images.runtime.embed_server.model import detect_task
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert detect_task(str(tmp_path)) == task

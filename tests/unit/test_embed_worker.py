@@ -34,9 +34,9 @@ def test_requests_waiting_while_busy_join_one_batch():
         assert enc.entered.wait(5)
         waiting = [worker.submit(["bb", "ccc"]), worker.submit(["dddd"]), worker.submit(["e" * 5])]
         enc.gate.set()
-        assert first.result(5).vectors == [[1.0]]
+        assert first.result(5).outputs == [[1.0]]
         results = [f.result(5) for f in waiting]
-        assert [r.vectors for r in results] == [[[2.0], [3.0]], [[4.0]], [[5.0]]]
+        assert [r.outputs for r in results] == [[[2.0], [3.0]], [[4.0]], [[5.0]]]
         assert [r.tokens for r in results] == [5, 4, 5]
         assert enc.calls == [["a"], ["bb", "ccc", "dddd", "eeeee"]]
         assert enc.threads == {"embed-worker"}

@@ -94,6 +94,13 @@ def test_cross_encoder_config():
     assert auto.detect_model_kind("local-model", files).kind == "rerank"
 
 
+def test_a_cross_encoder_saved_by_sentence_transformers_is_a_reranker_despite_its_modules_json():
+    files = {"modules.json": "[]", "config_sentence_transformers.json": {"model_type": "CrossEncoder"},
+             "config.json": {"architectures": ["BertModel"]}}
+    got = auto.detect_model_kind("local-model", files)
+    assert got.kind == "rerank" and "CrossEncoder" in got.reason
+
+
 def test_encoder_config_is_an_embedding_model():
     got = auto.detect_model_kind("local", {"config.json": '{"architectures": ["BertModel"]}'})
     assert got.kind == "embed" and "BertModel" in got.reason

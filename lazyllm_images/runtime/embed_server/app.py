@@ -35,11 +35,27 @@ class State:
     worker: EmbedWorker | None = None
     error: str | None = None
 
-    def require_ready(self) -> tuple[LoadedModel, EmbedWorker]:
+    def require_ready(self, task: str) -> tuple[LoadedModel, EmbedWorker]:
+        """The model and its worker, when loaded and of ``task`` (embed | rerank)."""
         if self.model is None or self.worker is None:
             msg = f"model failed to load: {self.error}" if self.error else "the model is still loading; retry shortly"
             raise protocol.RequestError(msg, status=503, type_="service_unavailable")
+        if self.model.task != task:
+            raise protocol.RequestError(WRONG_TASK[self.model.task], code="wrong_model_type")
         return self.model, self.worker
+
+    def check_model(self, name: str | None) -> None:
+        if name is not None and name != self.name:
+            raise protocol.RequestError(f"the model '{name}' does not exist; this server serves '{self.name}'",
+                                        status=404, param="model", code="model_not_found")
+
+
+WRONG_TASK = {
+    "embed": "this server serves an embedding model: POST /v1/embeddings; /v1/rerank needs a reranker "
+             "(a cross-encoder)",
+    "rerank": "this server serves a reranker (a cross-encoder): POST /v1/rerank with a query and documents; "
+              "it gives no embeddings",
+}
 
 
 def _error(exc: protocol.RequestError) -> JSONResponse:
@@ -54,16 +70,21 @@ async def _json_body(request: Request) -> Any:
         raise protocol.RequestError(f"the request body is not valid JSON: {exc}") from exc
 
 
+async def _run(worker: EmbedWorker, items: list) -> tuple[list, int]:
+    try:
+        result = await asyncio.wrap_future(worker.submit(items))
+    except Exception as exc:
+        raise protocol.RequestError(f"encoding failed: {exc}", status=500, type_="server_error") from exc
+    return result.outputs, result.tokens
+
+
 async def _embed(state: State, req: protocol.EmbeddingRequest) -> tuple[LoadedModel, list[list[float]], int]:
-    model, worker = state.require_ready()
+    model, worker = state.require_ready("embed")
     if req.dimensions is not None and req.dimensions > model.dimensions:
         raise protocol.RequestError(f"'dimensions' is {req.dimensions}; this model gives at most {model.dimensions}",
                                     param="dimensions")
-    try:
-        result = await asyncio.wrap_future(worker.submit(req.texts))
-    except Exception as exc:
-        raise protocol.RequestError(f"encoding failed: {exc}", status=500, type_="server_error") from exc
-    return model, result.vectors, result.tokens
+    vectors, tokens = await _run(worker, req.texts)
+    return model, vectors, tokens
 
 
 class Handlers:
@@ -76,9 +97,7 @@ class Handlers:
         state = self.state
         try:
             req = protocol.parse_openai(await _json_body(request), state.max_chars)
-            if req.model is not None and req.model != state.name:
-                raise protocol.RequestError(f"the model '{req.model}' does not exist; this server serves "
-                                            f"'{state.name}'", status=404, param="model", code="model_not_found")
+            state.check_model(req.model)
             model, vectors, tokens = await _embed(state, req)
         except protocol.RequestError as exc:
             return _error(exc)
@@ -92,14 +111,25 @@ class Handlers:
             return _error(exc)
         return JSONResponse(protocol.generate_response(req, vectors))
 
+    async def rerank(self, request: Request) -> JSONResponse:
+        state = self.state
+        try:
+            req = protocol.parse_rerank(await _json_body(request), state.max_chars)
+            state.check_model(req.model)
+            _, worker = state.require_ready("rerank")
+            scores, tokens = await _run(worker, [(req.query, d) for d in req.documents])
+        except protocol.RequestError as exc:
+            return _error(exc)
+        return JSONResponse(protocol.rerank_response(req, scores, tokens, state.name))
+
     async def models(self, request: Request) -> JSONResponse:
         return JSONResponse(protocol.models_response(self.state.name, self.state.created))
 
     async def healthz(self, request: Request) -> JSONResponse:
         state = self.state
         if state.model is not None:
-            return JSONResponse({"status": "ok", "model": state.name, "dimensions": state.model.dimensions,
-                                 "device": state.model.device})
+            return JSONResponse({"status": "ok", "model": state.name, "task": state.model.task,
+                                 "dimensions": state.model.dimensions, "device": state.model.device})
         status = "failed" if state.error else "loading"
         return JSONResponse({"status": status, "model": state.name, "error": state.error}, status_code=503)
 
@@ -128,6 +158,8 @@ def make_app(state: State, loader: Loader, on_load_failure: Callable[[], None] =
         Route("/v1/embeddings", h.embeddings, methods=["POST"]),
         Route("/embeddings", h.embeddings, methods=["POST"]),
         Route("/generate", h.generate, methods=["POST"]),
+        Route("/v1/rerank", h.rerank, methods=["POST"]),
+        Route("/rerank", h.rerank, methods=["POST"]),
         Route("/v1/models", h.models, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
     ]

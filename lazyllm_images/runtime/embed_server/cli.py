@@ -8,6 +8,7 @@ import logging
 import sys
 
 from .app import State, make_app
+from .model import TASKS            # (torch is imported only when a model loads)
 from .resolve import ModelNotFound, resolve_model
 
 log = logging.getLogger("lazyllm.embed")
@@ -15,13 +16,16 @@ log = logging.getLogger("lazyllm.embed")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m lazyllm_images.runtime.embed_server",
-                                description="OpenAI-compatible embedding server on sentence-transformers.")
+                                description="OpenAI-compatible embedding server on sentence-transformers; "
+                                "a cross-encoder model is served as a reranker (/v1/rerank).")
     p.add_argument("--model", required=True,
                    help="model folder, pkg:PACKAGE[/SUBDIR] (a package that ships the weights), or a hub id")
     p.add_argument("--served-model-name", default=None, help="name in /v1/models and responses (default: --model)")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--task", default="auto", choices=list(TASKS),
+                   help="embed (/v1/embeddings) or rerank (/v1/rerank); auto: rerank for a cross-encoder")
     p.add_argument("--batch-size", type=int, default=32, help="most texts encoded together (default 32)")
     p.add_argument("--max-input-chars", type=int, default=100_000,
                    help="longest text accepted, in characters (default 100000); longer ones get a 400")
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     state = State(name=args.served_model_name or args.model, max_chars=args.max_input_chars,
                   batch_size=args.batch_size)
     loader = functools.partial(model_mod.load, path, args.device, args.batch_size, not args.no_normalize,
-                               args.trust_remote_code)
+                               args.trust_remote_code, args.task)
     server: uvicorn.Server | None = None
 
     def on_failure() -> None:

@@ -100,6 +100,61 @@ def parse_generate(body: Any, max_chars: int) -> EmbeddingRequest:
     return EmbeddingRequest(texts, single)
 
 
+@dataclass(frozen=True)
+class RerankRequest:
+    query: str
+    documents: list[str]
+    top_n: int | None = None
+    return_documents: bool = False
+    model: str | None = None
+
+
+def _documents(value: Any, max_chars: int) -> list[str]:
+    """``documents``: strings, or Cohere/Jina style ``{"text": str}`` objects."""
+    if not isinstance(value, list) or not value:
+        raise RequestError("'documents' is required: a non-empty list of strings", param="documents")
+    for i, v in enumerate(value):
+        if isinstance(v, dict) and not isinstance(v.get("text"), str):
+            raise RequestError(f"'documents[{i}]' is an object without a 'text' string", param="documents")
+    texts = [v["text"] if isinstance(v, dict) else v for v in value]
+    return _texts(texts, "documents", max_chars)[0]
+
+
+def parse_rerank(body: Any, max_chars: int) -> RerankRequest:
+    """Validate a Cohere/Jina/infinity-style ``/v1/rerank`` body."""
+    body = _object(body)
+    query = body.get("query")
+    if not isinstance(query, str) or not query:
+        raise RequestError("'query' is required: a non-empty string", param="query")
+    if len(query) > max_chars:
+        raise RequestError(f"'query' has {len(query)} characters; this server accepts at most {max_chars} "
+                           "(--max-input-chars)", param="query")
+    documents = _documents(body.get("documents"), max_chars)
+    top_n = body.get("top_n")
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise RequestError("'top_n' must be a positive integer", param="top_n")
+    flag = body.get("return_documents", False)
+    if not isinstance(flag, bool):
+        raise RequestError("'return_documents' must be true or false", param="return_documents")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise RequestError("'model' must be a string", param="model")
+    return RerankRequest(query, documents, top_n, flag, model)
+
+
+def rerank_response(req: RerankRequest, scores: list[float], tokens: int, model: str) -> dict[str, Any]:
+    """Results by relevance, highest first (ties keep the documents' order), cut to ``top_n``."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:req.top_n]
+    results = []
+    for i in order:
+        item: dict[str, Any] = {"index": i, "relevance_score": scores[i]}
+        if req.return_documents:
+            item["document"] = {"text": req.documents[i]}
+        results.append(item)
+    return {"object": "rerank", "model": model, "results": results,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
 def shorten(vector: list[float], dimensions: int | None, normalized: bool) -> list[float]:
     """Keep the first ``dimensions`` values (Matryoshka style), renormalised when the model's vectors are."""
     if dimensions is None or dimensions >= len(vector):

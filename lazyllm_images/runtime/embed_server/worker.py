@@ -1,8 +1,9 @@
 """One thread owns the model; requests queue up and are merged into batches while it is busy.
 
-The event loop never runs the model: it submits texts and awaits a future. A request that arrives while a batch
+The event loop never runs the model: it submits items and awaits a future. A request that arrives while a batch
 is being encoded waits in the queue and joins the next batch with the others that arrived meanwhile, up to
-``batch_size`` texts (a single request larger than that still goes in one call; the encoder splits it).
+``batch_size`` items (a single request larger than that still goes in one call; the encoder splits it). Items are
+texts for an embedding model (one vector each) and (query, document) pairs for a reranker (one score each).
 """
 
 from __future__ import annotations
@@ -12,23 +13,23 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 log = logging.getLogger("lazyllm.embed")
 
-# texts -> (one vector per text, one token count per text)
-Encoder = Callable[[list[str]], tuple[list[list[float]], list[int]]]
+# items -> (one output per item, one token count per item)
+Encoder = Callable[[list[Any]], tuple[list[Any], list[int]]]
 
 
 @dataclass
 class Result:
-    vectors: list[list[float]]
+    outputs: list[Any]          # vectors (embedding) or scores (reranker), in the order of the items
     tokens: int
 
 
 @dataclass
 class _Job:
-    texts: list[str]
+    items: list[Any]
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
@@ -50,14 +51,14 @@ class EmbedWorker:
         self._queue.put(None)
         self._thread.join(timeout)
 
-    def submit(self, texts: list[str]) -> concurrent.futures.Future:
-        job = _Job(list(texts))
+    def submit(self, items: list[Any]) -> concurrent.futures.Future:
+        job = _Job(list(items))
         self._queue.put(job)
         return job.future
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         """The first job plus whatever else is waiting, up to the batch size; True when told to stop."""
-        jobs, count = [first], len(first.texts)
+        jobs, count = [first], len(first.items)
         while count < self._batch_size:
             try:
                 job = self._queue.get_nowait()
@@ -66,7 +67,7 @@ class EmbedWorker:
             if job is None:
                 return jobs, True
             jobs.append(job)
-            count += len(job.texts)
+            count += len(job.items)
         return jobs, False
 
     def _run(self) -> None:
@@ -83,17 +84,17 @@ class EmbedWorker:
         jobs = [j for j in jobs if j.future.set_running_or_notify_cancel()]
         if not jobs:
             return
-        texts = [t for j in jobs for t in j.texts]
+        items = [t for j in jobs for t in j.items]
         try:
-            vectors, tokens = self._encode(texts)
+            outputs, tokens = self._encode(items)
         except Exception as exc:  # the error goes to every request of the batch
-            log.exception("encoding a batch of %d texts failed", len(texts))
+            log.exception("encoding a batch of %d items failed", len(items))
             for job in jobs:
                 job.future.set_exception(exc)
             return
         self.batches += 1
         start = 0
         for job in jobs:
-            end = start + len(job.texts)
-            job.future.set_result(Result(vectors[start:end], sum(tokens[start:end])))
+            end = start + len(job.items)
+            job.future.set_result(Result(outputs[start:end], sum(tokens[start:end])))
             start = end
