@@ -93,5 +93,6 @@ class RunRequest:
     documents: str | None = None
     workflow: str | None = None      # path of the JSON graph for target == "workflow"
     embed_model: str | None = None
+    rerank_model: str | None = None  # a cross-encoder that reorders retrieved passages (run rag)
     launch: LaunchOptions = field(default_factory=LaunchOptions)
     build: BuildOptions = field(default_factory=BuildOptions)

@@ -68,15 +68,18 @@ def chatbot(model, framework, source, **kw):
               "read-only).")
 @click.option("--embed-model", metavar="NAME", help="Embedding model (default: all-MiniLM-L6-v2, packaged, "
               "no hub access needed).")
+@click.option("--rerank-model", metavar="NAME|DIR", help="A reranker (cross-encoder) that reorders the retrieved "
+              "passages; served by the project's embedding server. Default: none (fused retrieval order).")
 @launch_options
 @build_options
-def rag(model, framework, source, documents, embed_model, **kw):
+def rag(model, framework, source, documents, embed_model, rerank_model, **kw):
     """A RAG service over --documents DIR, answering with citations (retrieval-only without a model)."""
     _exclusive(framework, source)
     if not documents:
         raise UsageError("run rag needs --documents DIR", "e.g. 'lazyllm run rag --documents ./docs'")
     request = RunRequest(target="rag", model=model, framework=framework and framework.lower(),
                          source=source and source.lower(), documents=documents, embed_model=embed_model,
+                         rerank_model=rerank_model,
                          launch=make_launch_options(kw), build=make_build_options(kw))
     dispatch(request, _execute)
 

@@ -89,16 +89,39 @@ def index_volume(folder: Path, embed_model: str) -> str:
     return f"lazyllm-rag-index-{digest}"
 
 
-def rag(request: RunRequest) -> Service:
+def _encoder_unit(request: RunRequest, service: str, model: str, role: str):
+    """The embedding or reranker server of a RAG service: the project's embedding server, as ``deploy`` would
+    launch it, named ``SERVICE-ROLE``."""
     from .deploy import prepare
+    p = prepare(DeployModelRequest(model=model, framework="embedding",
+                                   launch=replace(request.launch, name=service, port=None), build=request.build),
+                service=service)
+    return p, replace(p.specs[0], name=f"{service}-{role}")
+
+
+def _reranker(request: RunRequest, service: str):
+    """``--rerank-model``: its server's unit and plan, and the RAG service's arguments for it."""
+    p, spec = _encoder_unit(request, service, request.rerank_model, "rerank")
+    if p.kind != "rerank":
+        from ..frameworks.auto import KIND_WORDS
+        raise UsageError(f"--rerank-model {request.rerank_model} is not a reranker (it looks like {KIND_WORDS[p.kind]})",
+                         "give a cross-encoder: config.json names a *ForSequenceClassification with one label")
+    args = ["--rerank-url", f"http://{spec.name}:{spec.ports[0].container_port}/v1",
+            "--rerank-model", p.server.served_name]
+    return launcher.Unit(spec), p.plan, args
+
+
+def rag(request: RunRequest) -> Service:
     folder = _documents(request.documents)
     service = _service_name(request, "lazyllm-rag")
-    embed = prepare(DeployModelRequest(model=request.embed_model or DEFAULT_EMBED, framework="embedding",
-                                       launch=replace(request.launch, name=service, port=None), build=request.build),
-                    service=service)
-    embed_spec = replace(embed.specs[0], name=f"{service}-embed")
+    embed, embed_spec = _encoder_unit(request, service, request.embed_model or DEFAULT_EMBED, "embed")
     units = [launcher.Unit(embed_spec)]
     plans = [embed.plan]
+    rerank_args = []
+    if request.rerank_model:
+        unit, plan, rerank_args = _reranker(request, service)
+        units.append(unit)
+        plans += [plan] if plan.top.ref not in {p.top.ref for p in plans} else []
     llm_args, rag_secrets = [], None
     if request.source:
         src, key, model = _online(request)
@@ -115,7 +138,7 @@ def rag(request: RunRequest) -> Service:
     command = ("python3", "-m", "lazyllm_images.runtime.rag", "--documents", "/docs",
                "--index", "/var/lib/lazyllm/index", "--embed-url", f"http://{embed_spec.name}:8000",
                "--embed-model", embed.server.served_name, "--served-model-name", RAG_MODEL,
-               "--host", "0.0.0.0", "--port", str(RAG_PORT), *llm_args)
+               "--host", "0.0.0.0", "--port", str(RAG_PORT), *llm_args, *rerank_args)
     rag_spec = LaunchSpec(
         name=f"{service}-rag", image=embed.plan.top.ref, command=command, role="rag",
         env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},

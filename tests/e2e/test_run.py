@@ -165,6 +165,31 @@ def test_chatbot_with_a_source_keeps_the_key_out_of_the_container_config(llm_dep
         lazyllm("stop", info["service"])
 
 
+def test_rag_with_a_reranker_orders_sources_by_its_scores(tmp_path, tiny_reranker):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    questions = write_corpus(docs)
+    info = run_service("rag", "--documents", str(docs), "--rerank-model", str(tiny_reranker),
+                       "--name", "lazyllm-test-rag-rerank")
+    try:
+        assert status(info["rag"])["reranker"] == tiny_reranker.name
+        question = questions[0][0]
+        sources = query(info["rag"], question, top_k=3)["sources"]
+        assert len(sources) == 3
+        r = httpx.post(f"{info['rerank']}/rerank", timeout=60, json={
+            "query": question, "documents": [s["text"] for s in sources]})
+        direct = {x["index"]: x["relevance_score"] for x in r.json()["results"]}
+        assert [s["score"] for s in sources] == pytest.approx([direct[i] for i in range(3)], abs=1e-5)
+        assert [s["score"] for s in sources] == sorted((s["score"] for s in sources), reverse=True)
+    finally:
+        lazyllm("stop", info["service"])
+
+
+def test_rag_refuses_an_embedding_model_as_reranker(tmp_path):
+    result = lazyllm("run", "rag", "--documents", str(tmp_path), "--rerank-model", "all-MiniLM-L6-v2", "--dry-run")
+    assert result.returncode == 2 and "is not a reranker" in result.stderr and "\nhint: " in result.stderr
+
+
 @pytest.mark.parametrize("argv,needle", [
     (["run", "rag", "--documents", "/no/such/folder"], "does not exist"),
     (["run", "chatbot", "--source", "kimi"], "needs an API key"),
