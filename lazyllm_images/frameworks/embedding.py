@@ -1,7 +1,8 @@
 """The project's own embedding server (``python3 -m lazyllm_images.runtime.embed_server``).
 
 OpenAI ``/v1/embeddings`` plus upstream LazyLLM's ``/generate``, or ``/v1/rerank`` (Cohere/Jina/infinity shape)
-for a cross-encoder; health ``/healthz`` (503 until the model is loaded). Options as in ``lazyllm_images/runtime/embed_server/cli.py``; ``--device`` follows ``--gpus``.
+for a cross-encoder; health ``/healthz`` (503 until the model is loaded). Options as in
+``lazyllm_images/runtime/embed_server/cli.py``; ``--device`` follows ``--gpus``.
 """
 
 from __future__ import annotations

@@ -104,7 +104,8 @@ def _reranker(request: RunRequest, service: str):
     p, spec = _encoder_unit(request, service, request.rerank_model, "rerank")
     if p.kind != "rerank":
         from ..frameworks.auto import KIND_WORDS
-        raise UsageError(f"--rerank-model {request.rerank_model} is not a reranker (it looks like {KIND_WORDS[p.kind]})",
+        raise UsageError(f"--rerank-model {request.rerank_model} is not a reranker "
+                         f"(it looks like {KIND_WORDS[p.kind]})",
                          "give a cross-encoder: config.json names a *ForSequenceClassification with one label")
     args = ["--rerank-url", f"http://{spec.name}:{spec.ports[0].container_port}/v1",
             "--rerank-model", p.server.served_name]
