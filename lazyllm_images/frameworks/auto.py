@@ -14,6 +14,7 @@ from typing import Callable, Collection, Mapping
 
 from ..errors import LaunchError
 from ..host import HostFacts
+from ..runtime.model_files import cross_encoder
 
 KINDS = ("llm", "embed", "rerank")
 KIND_WORDS = {"llm": "an LLM", "embed": "an embedding model", "rerank": "a reranker (cross-encoder)"}
@@ -47,14 +48,11 @@ def _json(value) -> dict:
 
 def kind_from_files(files: Mapping[str, object]) -> KindGuess | None:
     """From config.json and the sentence-transformers files of a model directory."""
-    if _json(files.get("config_sentence_transformers.json")).get("model_type") == "CrossEncoder":
-        return KindGuess("rerank", "config_sentence_transformers.json: a CrossEncoder")
     config = _json(files.get("config.json"))
+    why = cross_encoder(_json(files.get("config_sentence_transformers.json")), config)
+    if why:
+        return KindGuess("rerank", why)
     archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
-    if any(a.endswith("ForSequenceClassification") for a in archs):
-        labels = config.get("num_labels", len(config.get("id2label") or {}) or None)
-        if labels in (None, 1):
-            return KindGuess("rerank", f"config.json: {archs[0]} with one label (a cross-encoder)")
     present = [f for f in ST_FILES if f in files]
     if present:
         return KindGuess("embed", f"{present[0]} (a sentence-transformers model)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..model_files import cross_encoder
 from .worker import Encoder
 
 log = logging.getLogger("lazyllm.embed")
@@ -41,17 +42,10 @@ def _json_file(path: Path) -> dict:
 
 
 def detect_task(path: str) -> str:
-    """``rerank`` for a cross-encoder: sentence-transformers says ``CrossEncoder``, or ``config.json`` names a
-    ``*ForSequenceClassification`` with one label (how transformers saves one); otherwise ``embed``."""
+    """``rerank`` for a cross-encoder (``model_files.cross_encoder``), otherwise ``embed``."""
     folder = Path(path)
-    if _json_file(folder / "config_sentence_transformers.json").get("model_type") == "CrossEncoder":
-        return "rerank"
-    config = _json_file(folder / "config.json")
-    archs = [a for a in config.get("architectures") or [] if isinstance(a, str)]
-    labels = config.get("num_labels", len(config.get("id2label") or {}) or None)
-    if any(a.endswith("ForSequenceClassification") for a in archs) and labels in (None, 1):
-        return "rerank"
-    return "embed"
+    why = cross_encoder(_json_file(folder / "config_sentence_transformers.json"), _json_file(folder / "config.json"))
+    return "rerank" if why else "embed"
 
 
 def pick_device(device: str) -> str:
