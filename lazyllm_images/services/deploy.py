@@ -235,11 +235,7 @@ def run(request: DeployModelRequest) -> None:
             return
         check_gpus(p)
     started, urls = launch(p, request)
-    announce = partial(print_summary, p, urls)
-    if request.launch.foreground:
-        launcher.attend(started, started[0], p.service, announce)
-    else:
-        announce()
+    launcher.hand_over(started, started[0], p.service, partial(print_summary, p, urls), request.launch.foreground)
 
 
 def print_summary(p: Prepared, urls: dict[str, str]) -> None:

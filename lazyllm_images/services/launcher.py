@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, replace
@@ -98,7 +99,6 @@ class NetworkInBackground:
     launch never happens."""
 
     def __init__(self, service: str) -> None:
-        import threading
         self.service, self.error = service, None
         self.thread = threading.Thread(target=self._run, name=f"network-{service}", daemon=True)
         self.thread.start()
@@ -278,12 +278,11 @@ def launch_all(service: str, units: list[Unit], gpu_mode: str, timeout: float, k
 
 
 @contextlib.contextmanager
-def interrupts_as_flag() -> Iterator["threading.Event"]:
+def interrupts_as_flag() -> Iterator[threading.Event]:
     """Within: Ctrl-C and SIGTERM only set the yielded event. A KeyboardInterrupt raised at an arbitrary point can
     land inside a lazy import (a half-imported ``requests`` then breaks every later docker-py call, the removal
     included) or between two engine calls; a flag is read where stopping is safe."""
     import signal
-    import threading
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -305,13 +304,21 @@ def _stream_logs(primary) -> None:
         pass
 
 
+def hand_over(containers, primary, service: str, announce: Callable[[], None], foreground: bool) -> None:
+    """The end of every launch: print the service's summary (``announce``) and return, or with ``--foreground``
+    stay attached (``attend``)."""
+    if foreground:
+        attend(containers, primary, service, announce)
+    else:
+        announce()
+
+
 def attend(containers, primary, service: str, announce: Callable[[], None]) -> None:
     """``--foreground``: announce the service, stream the primary container's logs until Ctrl-C, SIGTERM or its
     end, then remove every container and the network, and say so. Signals only set a flag from the start, so an
     early Ctrl-C (even while the summary prints) still removes everything, and a second one cannot cut the
     removal short. The logs stream on a thread: signals never interrupt its imports or reads. A primary that
     fails on its own (``describe_end``) is an error, raised after the removal."""
-    import threading
     reader = threading.Thread(target=_stream_logs, args=(primary,), daemon=True)
     ended = None
     with interrupts_as_flag() as stop:

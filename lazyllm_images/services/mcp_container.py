@@ -121,11 +121,7 @@ def run(request: McpServerRequest) -> None:
     if request.url_file:
         with open(request.url_file, "w") as out:
             json.dump(found, out)
-    announce = partial(print_summary, service, found)
-    if request.foreground:
-        launcher.attend(started, started[0], service, announce)
-    else:
-        announce()
+    launcher.hand_over(started, started[0], service, partial(print_summary, service, found), request.foreground)
 
 
 def print_summary(service: str, found: dict[str, str]) -> None:

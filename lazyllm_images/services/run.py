@@ -27,6 +27,10 @@ class Service:
     plans: list = field(default_factory=list)          # plans to build (install) before launching
     gpu_mode: str = "runtime"
 
+    def stacks(self) -> list:
+        """The plans to build, each stack once (two containers may share one)."""
+        return list({p.top.ref: p for p in self.plans}.values())
+
 
 def _service_name(request: RunRequest, default: str) -> str:
     if request.launch.dry_run or request.launch.compose:
@@ -122,7 +126,7 @@ def rag(request: RunRequest) -> Service:
     if request.rerank_model:
         unit, plan, rerank_args = _reranker(request, service)
         units.append(unit)
-        plans += [plan] if plan.top.ref not in {p.top.ref for p in plans} else []
+        plans.append(plan)
     llm_args, rag_secrets = [], None
     if request.source:
         src, key, model = _online(request)
@@ -176,7 +180,7 @@ def _urls(service: str, specs: list[LaunchSpec]) -> dict[str, str]:
 
 def launch(service: Service, request: RunRequest) -> None:
     from ..build.runner import build_plan
-    for plan in service.plans:
+    for plan in service.stacks():
         build_plan(plan, request.build, write_lock=False, quiet=True)
     specs = [launcher.with_ports(u.spec) for u in service.units]
     urls = _urls(service.name, specs)
@@ -186,16 +190,13 @@ def launch(service: Service, request: RunRequest) -> None:
     _ensure_volumes(service)
     started = launcher.launch_all(service.name, units, service.gpu_mode, request.launch.timeout,
                                   request.launch.keep)
-    announce = partial(print_summary, service, request, urls)
-    if request.launch.foreground:
-        launcher.attend(started, started[primary], service.name, announce)
-    else:
-        announce()
+    launcher.hand_over(started, started[primary], service.name, partial(print_summary, service, request, urls),
+                       request.launch.foreground)
 
 
 def dry_run(service: Service) -> None:
     from ..launch.docker import dry_run_text
-    for plan in service.plans:
+    for plan in service.stacks():
         print(f"image: {plan.top.ref} (stack {plan.stack_tag})")
     print(f"docker network create --label org.lazyllm.managed=true {service.name}-net")
     for unit in service.units:
