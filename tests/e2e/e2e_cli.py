@@ -12,12 +12,19 @@ from typing import Iterator
 REPO = Path(__file__).resolve().parents[2]
 
 
-def lazyllm(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The real CLI on the offline base (what a user on an air-gapped host runs)."""
+def cli_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lazyllm_images", *args]
+
+
+def cli_env(extra: dict | None = None) -> dict[str, str]:
+    """The CLI's environment in these tests: the offline base (what a user on an air-gapped host runs)."""
     lock = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"lazyllm-e2e-{os.getpid()}.lock")
-    return subprocess.run([sys.executable, "-m", "lazyllm_images", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "LAZYLLM_BASE": "offline", "LAZYLLM_LOCK_FILE": lock,
-                                                **(env or {})})
+    return {**os.environ, "LAZYLLM_BASE": "offline", "LAZYLLM_LOCK_FILE": lock, **(extra or {})}
+
+
+def lazyllm(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real CLI on the offline base."""
+    return subprocess.run(cli_argv(*args), capture_output=True, text=True, timeout=timeout, env=cli_env(env))
 
 
 def deployed(result: subprocess.CompletedProcess) -> dict[str, str]:

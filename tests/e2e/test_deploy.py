@@ -8,7 +8,6 @@ import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -16,7 +15,7 @@ import docker
 import httpx
 import pytest
 
-from e2e_cli import deployed, deployment, lazyllm
+from e2e_cli import cli_argv, cli_env, deployed, deployment, lazyllm
 
 RELATED = ("A man is eating food.", "A man is eating a piece of bread.")
 UNRELATED = "The stock market fell sharply on Monday."
@@ -145,10 +144,9 @@ class Foreground:
 
     def __init__(self, name: str) -> None:
         self.name, self.seen, self.lines = name, "", queue.Queue()
-        self.proc = subprocess.Popen([sys.executable, "-m", "lazyllm_images", "deploy", "all-MiniLM-L6-v2",
-                                      "--framework", "embedding", "--name", name, "--foreground"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True, env={**os.environ, "LAZYLLM_BASE": "offline"})
+        self.proc = subprocess.Popen(cli_argv("deploy", "all-MiniLM-L6-v2", "--framework", "embedding", "--name", name,
+                                              "--foreground"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, start_new_session=True, env=cli_env())
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
