@@ -24,9 +24,13 @@ class BuildkitClient:
     kind: str            # "buildx" (docker buildx build) or "builtin" (DOCKER_BUILDKIT=1 docker build)
     path: str            # the docker CLI binary
     version: str
+    builder: str = ""    # buildx: the builder used (its driver is "docker": it sees and loads local images)
+    driver: str = ""
 
     def build_argv(self) -> list[str]:
-        return [self.path, "buildx", "build", "--load"] if self.kind == "buildx" else [self.path, "build"]
+        if self.kind != "buildx":
+            return [self.path, "build"]
+        return [self.path, "buildx", "build"] + (["--builder", self.builder] if self.builder else []) + ["--load"]
 
     def build_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -35,7 +39,10 @@ class BuildkitClient:
         return env
 
     def describe(self) -> str:
-        how = "docker buildx build" if self.kind == "buildx" else "built-in BuildKit (DOCKER_BUILDKIT=1)"
+        if self.kind == "buildx":
+            how = "docker buildx build" + (f" (builder {self.builder}, driver {self.driver})" if self.builder else "")
+        else:
+            how = "built-in BuildKit (DOCKER_BUILDKIT=1)"
         return f"{self.path} {self.version}: {how}"
 
 
@@ -68,12 +75,35 @@ def buildkit_client() -> BuildkitClient | None:
     for path in clis:
         out = _run([path, "buildx", "version"])
         if out:
-            return BuildkitClient("buildx", path, out.split()[1] if len(out.split()) > 1 else out)
+            builder, driver = buildx_builder(path)
+            return BuildkitClient("buildx", path, out.split()[1] if len(out.split()) > 1 else out, builder, driver)
     for path in clis:
         version = _run([path, "version", "--format", "{{.Client.Version}}"])
         if version and _major(version) is not None and 18 <= _major(version) < 23:
             return BuildkitClient("builtin", path, version)
     return None
+
+
+def _builder_facts(text: str | None) -> tuple[str, str]:
+    """(name, driver) from ``docker buildx inspect`` output."""
+    facts = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("Name", "Driver") and key.strip() not in facts:
+            facts[key.strip()] = value.strip()
+    return facts.get("Name", ""), facts.get("Driver", "")
+
+
+def buildx_builder(path: str) -> tuple[str, str]:
+    """The buildx builder to build with, and its driver. Layers are built ``FROM`` the local tag of the layer
+    below, which only the ``docker`` driver sees (a ``docker-container`` builder would try to pull it): the
+    selected builder when its driver is ``docker``, else the engine's own builder (named after the context)."""
+    name, driver = _builder_facts(_run([path, "buildx", "inspect"]))
+    if driver == "docker" or not name:
+        return name, driver
+    own = _run([path, "context", "show"]) or "default"
+    name2, driver2 = _builder_facts(_run([path, "buildx", "inspect", own]))
+    return (name2, driver2) if driver2 == "docker" else (name, driver)
 
 
 def _major(version: str) -> int | None:
