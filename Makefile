@@ -4,12 +4,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= --durations=15
+# Which engine `make engine`, `base`, `demo`, `bench` use: default (the distribution's, or $DOCKER_HOST's) or
+# current (Debian sid's Docker beside it); a shell that ran eval "$(scripts/engine-env.sh current)" says current.
+ENGINE ?= $(or $(LAZYLLM_ENGINE),default)
+# The engines `make test` runs the suite on, in order (the first runs all of it, the others engine and e2e).
+ENGINES ?= current default
+# DOCKER_HOST and DOCKER_CONFIG for $(ENGINE), before a command that talks to it.
+ENGINE_ENV = eval "$$(scripts/engine-env.sh $(ENGINE))";
 
 .PHONY: help venv engine test-deps base test test-unit test-engine demo bench clean-images
 
 help:
 	@echo "make demo   - engine + offline base + the main job end to end"
-	@echo "make test   - the whole suite (starts the engine, bootstraps the base)"
+	@echo "make test   - the whole suite on the current engine, then engine+e2e on the default one"
+	@echo "              (ENGINES=current or ENGINES=default for one; PYTEST_ARGS=... to pytest)"
+	@echo "make engine - start the engine (ENGINE=current: Docker from Debian sid beside the default one)"
 	@echo "make bench  - benchmarks (results in bench/results/)"
 
 $(BIN)/.installed: pyproject.toml
@@ -21,25 +30,26 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 engine:
-	scripts/engine.sh
+	scripts/engine.sh $(ENGINE)
 
 test-deps:
 	scripts/test-deps.sh
 
 base: venv engine
-	$(BIN)/lazyllm images bootstrap
+	$(ENGINE_ENV) $(BIN)/lazyllm images bootstrap
 
-test: venv engine test-deps base
-	$(BIN)/python -m pytest -m "unit or host or engine or e2e" $(PYTEST_ARGS)
+# scripts/test.sh starts each engine, bootstraps its base and runs pytest against it.
+test: venv test-deps
+	ENGINES="$(ENGINES)" VENV="$(VENV)" scripts/test.sh $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
 demo: venv engine base
-	scripts/demo.sh
+	$(ENGINE_ENV) scripts/demo.sh
 
 bench: venv engine base
-	$(BIN)/python bench/startup.py
+	$(ENGINE_ENV) $(BIN)/python bench/startup.py
 
 clean-images:
-	docker image ls -q --filter label=org.lazyllm.managed=true | xargs -r docker image rm -f
+	$(ENGINE_ENV) docker image ls -q --filter label=org.lazyllm.managed=true | xargs -r docker image rm -f

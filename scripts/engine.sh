@@ -2,7 +2,22 @@
 # Leave a Docker engine answering, and say which BuildKit-capable client builds will use.
 # Idempotent: an engine that already answers is left alone. On Debian/Ubuntu as root it installs
 # docker.io from the distribution and starts dockerd in the background (log: $LAZYLLM_DOCKERD_LOG).
+# Usage: scripts/engine.sh [default|current]
+#   default  the engine $DOCKER_HOST names, else the distribution's (this script, below)
+#   current  a current Docker (Debian sid) beside it on its own socket: scripts/engine-current.sh
 set -euo pipefail
+
+case "${1:-default}" in
+  default) ;;
+  current) exec "$(dirname "$0")/engine-current.sh" ;;
+  *) printf 'usage: %s [default|current]\n' "$0" >&2; exit 2 ;;
+esac
+
+# A shell set up for the current engine (eval "$(scripts/engine-env.sh current)") still means the default one here.
+# shellcheck source=engine-vars.sh
+. "$(dirname "$0")/engine-vars.sh"
+[ "${DOCKER_HOST:-}" != "$LAZYLLM_CURRENT_HOST" ] || unset DOCKER_HOST
+[ "${DOCKER_CONFIG:-}" != "$LAZYLLM_CURRENT_CONFIG" ] || unset DOCKER_CONFIG
 
 LOG=${LAZYLLM_DOCKERD_LOG:-/var/log/lazyllm-dockerd.log}
 WAIT=${LAZYLLM_ENGINE_WAIT:-60}
@@ -59,8 +74,11 @@ if ! command -v dockerd >/dev/null 2>&1 || [ ! -x /usr/bin/docker ]; then
   apt-get install -y -qq docker.io >/dev/null
 fi
 
-# A live (not zombie) process of that name.
-alive() { ps -C "$1" -o stat= 2>/dev/null | grep -qv '^Z'; }
+# A live (not zombie) process of that name, not the current engine's (its command line names its own run folder).
+alive() {
+  ps -C "$1" -o stat=,args= 2>/dev/null |
+    awk -v cur="$LAZYLLM_CURRENT_RUN" '$1 !~ /^Z/ && index($0, cur) == 0 {n++} END {exit n == 0}'
+}
 
 # An engine that died uncleanly leaves pid files behind; remove them only when no such process runs.
 if ! alive dockerd; then

@@ -15,6 +15,7 @@ import docker
 import httpx
 import pytest
 
+from compose_cli import compose_argv, needs_compose
 from e2e_cli import cli_argv, cli_env, deployed, deployment, lazyllm
 
 RELATED = ("A man is eating food.", "A man is eating a piece of bread.")
@@ -99,11 +100,12 @@ def test_dry_run_prints_the_exact_engine_calls(tiny_llama):
     assert "--publish 127.0.0.1::8000" in runs[0]
 
 
+@needs_compose
 def test_compose_file_is_valid(tiny_llama, tmp_path):
     path = tmp_path / "compose.yaml"
     result = lazyllm("deploy", str(tiny_llama), "--framework", "vllm-cpu", "--chat=true", "--compose", str(path))
     assert result.returncode == 0, result.stderr[-2000:]
-    check = subprocess.run(["docker-compose", "-f", str(path), "config", "-q"], capture_output=True, text=True)
+    check = subprocess.run([*compose_argv(), "-f", str(path), "config", "-q"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
 
 

@@ -1,19 +1,17 @@
-"""Compose files from LaunchSpecs; ``docker-compose config -q`` (Debian's 1.29) checks what it can."""
+"""Compose files from LaunchSpecs; ``docker compose config`` (v2) or ``docker-compose config`` (Debian's 1.29),
+whichever the engine in use has (tests/compose_cli.py), checks what it can."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
+from compose_cli import compose_argv, needs_compose
 from lazyllm_images.launch import compose
 from lazyllm_images.launch.spec import (GpuRequest, HealthCheck, LaunchSpec, MountSpec, PortSpec, Ulimit,
                                         scratch_mount)
-
-needs_compose = pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
-
 
 def model(**kw) -> LaunchSpec:
     base = dict(name="m", image="img:1", command=("serve", "--price", "$5"), env={"A": "$HOME"},
@@ -34,7 +32,7 @@ def chat(**kw) -> LaunchSpec:
 def config_ok(tmp_path, text: str) -> str:
     path = tmp_path / "compose.yaml"
     path.write_text(text)
-    done = subprocess.run(["docker-compose", "-f", str(path), "config"], capture_output=True, text=True,
+    done = subprocess.run([*compose_argv(), "-f", str(path), "config"], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "is not set" not in done.stderr, done.stderr       # nothing was taken for a variable
@@ -84,14 +82,17 @@ def test_bad_input():
 
 @needs_compose
 def test_docker_compose_reads_it_back(tmp_path):
-    text = compose.compose_yaml([model(), chat(stdin_open=True, ipc_host=True, restart="unless-stopped")],
+    # container names of two characters at least: compose v2 checks Docker's name pattern, v1 does not
+    text = compose.compose_yaml([model(name="m1"), chat(name="c1", depends_on=("m1",), stdin_open=True,
+                                                         ipc_host=True, restart="unless-stopped")],
                                 volume_labels={"org.lazyllm.managed": "true"})
     out = yaml.safe_load(config_ok(tmp_path, text))
-    svc = out["services"]["m"]
+    svc = out["services"]["m1"]
     # config prints the escaped form back; the container gets "$5" and "$HOME"
     assert svc["command"] == ["serve", "--price", "$$5"] and svc["environment"]["A"] == "$$HOME"
-    assert svc["shm_size"] in ("8g", "8gb", 8589934592) and svc["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
-    assert out["services"]["c"]["depends_on"]["m"]["condition"] == "service_healthy"
+    assert svc["shm_size"] in ("8g", "8gb", 8589934592, "8589934592")
+    assert svc["ulimits"]["memlock"] == {"soft": -1, "hard": -1}
+    assert out["services"]["c1"]["depends_on"]["m1"]["condition"] == "service_healthy"
     assert out["volumes"]["lazyllm-models"]["name"] == "lazyllm-models"
 
 

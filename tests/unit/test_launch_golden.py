@@ -2,8 +2,8 @@
 compose service; CDI mode, AMD and Ascend; Kubernetes manifests for a few cases.
 
 ``LAZYLLM_UPDATE_GOLDEN=1`` rewrites the files under tests/golden/launch/; otherwise the comparison is exact.
-Every rendered compose service also goes through ``docker-compose config -q`` (grouped into a few files: the
-command takes over a second each).
+Every rendered compose service also goes through ``docker compose config -q`` or ``docker-compose config -q``
+(tests/compose_cli.py; grouped into a few files: the command takes over a second each).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from compose_cli import compose_argv, needs_compose
 from lazyllm_images.errors import LazyllmError
 from lazyllm_images.frameworks import NAMES, get
 from lazyllm_images.host import Gpu, HostFacts, NvidiaFacts
@@ -147,7 +147,7 @@ def test_k8s(case):
     check_golden(f"k8s/{case}.yaml", k8s.manifests_yaml(specs, namespace="lazyllm"))
 
 
-@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
+@needs_compose
 def test_docker_compose_accepts_every_rendered_service(tmp_path):
     """Every service of every case above, one file per group (the command takes over a second a file)."""
     groups: dict[str, dict] = {}
@@ -165,6 +165,6 @@ def test_docker_compose_accepts_every_rendered_service(tmp_path):
     for group, data in groups.items():
         path = tmp_path / f"{group}.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
-        done = subprocess.run(["docker-compose", "-f", str(path), "config", "-q"], capture_output=True, text=True,
+        done = subprocess.run([*compose_argv(), "-f", str(path), "config", "-q"], capture_output=True, text=True,
                               cwd=tmp_path, timeout=120)
         assert done.returncode == 0, f"{group}: {done.stderr}"
