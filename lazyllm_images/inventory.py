@@ -130,3 +130,22 @@ def prune(dry_run: bool = False, prune_all: bool = False, echo=print) -> list[st
     if not removed:
         echo("nothing to prune")
     return removed
+
+
+def prune_volumes(dry_run: bool = False, echo=print) -> list[str]:
+    """``prune --volumes``: the tool's volumes (the hub cache, RAG indexes, MCP caches) that no container uses.
+    Never a volume without the tool's labels; never part of a plain ``prune`` (weights take long to download)."""
+    client = engine.client()
+    used = {m.get("Name") for c in client.containers.list(all=True) for m in c.attrs.get("Mounts") or []
+            if m.get("Type") == "volume"}
+    removed = []
+    for volume in client.volumes.list(filters=engine.managed_filter()):
+        purpose = (volume.attrs.get("Labels") or {}).get(f"{LABEL_PREFIX}.purpose", "")
+        if volume.name in used:
+            echo(f"kept volume {volume.name} ({purpose}): a container uses it")
+            continue
+        echo(f"{'would remove' if dry_run else 'removed'} volume {volume.name} ({purpose})")
+        if not dry_run:
+            volume.remove()
+        removed.append(volume.name)
+    return removed

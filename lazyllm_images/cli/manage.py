@@ -75,10 +75,14 @@ def bootstrap(suite, tag, mirror, force):
 @click.command("prune")
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
 @click.option("--all", "prune_all", is_flag=True, help="Also remove layers that a friendly tag still uses.")
-def prune(dry_run, prune_all):
+@click.option("--volumes", is_flag=True, help="Also remove the tool's volumes no container uses: the hub cache "
+              "(downloaded weights), RAG indexes, MCP caches.")
+def prune(dry_run, prune_all, volumes):
     """Remove unreferenced layers this tool built (by label; nothing else)."""
     from .. import inventory
     inventory.prune(dry_run=dry_run, prune_all=prune_all, echo=click.echo)
+    if volumes:
+        inventory.prune_volumes(dry_run=dry_run, echo=click.echo)
 
 
 @click.command("doctor")

@@ -4,15 +4,15 @@ use it. ``--chat=true`` adds the web chat page; ``--dry-run`` prints the engine 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 from .. import engine
 from ..errors import LaunchError, UsageError
 from ..launch.spec import GpuRequest, LaunchSpec
 from ..requests import DeployModelRequest
-from . import launcher
-from .models import HUB_CACHE_TARGET, HUB_CACHE_VOLUME, ModelSource, files_dict, resolve_model
+from . import hub, launcher
+from .models import ModelSource, files_dict, resolve_model
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Prepared:
     service: str
     network: object = None            # launcher.NetworkInBackground, when prepare started one
     kind: str = "llm"                 # the model's kind: llm | embed | rerank
+    hub: hub.HubSettings | None = None    # a model named by hub id: the settings its container gets
 
 
 def model_kind(source: ModelSource) -> str:
@@ -65,19 +66,6 @@ def _model_args(source: ModelSource, plan) -> dict:
     if source.kind == "package":
         return dict(model_source=source.path_in_image(plan.python), model_mount="image")
     return dict(model_source=source.spec, model_mount="image")
-
-
-def _hub_spec(spec: LaunchSpec, source: ModelSource) -> LaunchSpec:
-    """A hub id: weights download once into a named volume; tokens come on stdin."""
-    from ..launch.spec import MountSpec
-    env = {**spec.env, "HF_HUB_OFFLINE": "0", "HF_HOME": HUB_CACHE_TARGET}
-    mounts = spec.mounts + (MountSpec("volume", HUB_CACHE_TARGET, HUB_CACHE_VOLUME, purpose="cache"),)
-    return replace(spec, env=env, mounts=mounts)
-
-
-def hub_secrets() -> dict[str, str]:
-    import os
-    return {k: os.environ[k] for k in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "MODELSCOPE_API_TOKEN") if os.environ.get(k)}
 
 
 def prepare(request: DeployModelRequest, service: str | None = None) -> Prepared:
@@ -124,8 +112,12 @@ def _prepare(request: DeployModelRequest, service: str, host, source: ModelSourc
     model_spec = needs.apply(server.spec, needs.from_plan(plan))    # re-read from the image's labels at launch
     if source.kind == "dir":
         check_readable(source.host_path, model_spec.user)
+    settings = None
     if source.kind == "hub":
-        model_spec = _hub_spec(model_spec, source)
+        settings = hub.settings()
+        model_spec = hub.with_hub(model_spec, settings, fw_name)
+        if not (request.launch.dry_run or request.launch.compose):
+            _check_hub(source.spec, settings)
     specs = [model_spec]
     if request.chat:
         from .chat import chat_spec
@@ -133,17 +125,28 @@ def _prepare(request: DeployModelRequest, service: str, host, source: ModelSourc
                                server.served_name, host_ip=request.launch.host, default_params=server.default_params(),
                                network=network, depends_on=(model_spec.name,)))
     mode = gpu.choose_mode(_nvidia_runtime(), cdi_nvidia_specs()) if gpus.wants_gpu else "runtime"
-    return Prepared(fw_name, why, source, plan, server, specs, mode, service, network_job, kind)
+    return Prepared(fw_name, why, source, plan, server, specs, mode, service, network_job, kind, settings)
+
+
+def _check_hub(repo: str, settings: hub.HubSettings) -> None:
+    """Before anything is built: the hub's answer about the repo (a refusal is an error now), and a warning for
+    an endpoint on this host's loopback, which no container reaches."""
+    import sys
+    if settings.endpoint_is_loopback:
+        sys.stderr.write(f"warning: HF_ENDPOINT={settings.endpoint} is this host's loopback, which containers "
+                         "cannot reach: use an address of the host they can reach (e.g. the docker bridge's)\n")
+    if hub.preflight(repo, settings) == "unreachable":
+        sys.stderr.write(f"note: the hub at {settings.endpoint} does not answer this host; the server will try "
+                         f"itself, or start from the cache volume {hub.volume_name()}\n")
 
 
 def _nvidia_runtime() -> bool:
-    done = engine.local_call("GET", "/info")
-    if done is not None and done[0] == 200:
-        return "nvidia" in ((done[1] or {}).get("Runtimes") or {})
     try:
-        return "nvidia" in (engine.client().info().get("Runtimes") or {})
-    except Exception:
+        done = engine.call("GET", "/info")
+        info = done[1] if done is not None else engine.client().info()
+    except engine.EngineUnreachable:        # a dry run on a host without an engine
         return False
+    return "nvidia" in ((info or {}).get("Runtimes") or {})
 
 
 def print_dry_run(p: Prepared) -> None:
@@ -189,16 +192,22 @@ def _units(p: Prepared) -> tuple[list, dict[str, str]]:
     specs = [needs.apply(s, declared) if s.role == "model" else s for s in p.specs]
     specs = [launcher.with_ports(s) for s in specs]
     urls = _urls(p, specs)
-    units = []
-    for spec in launcher.labelled(specs, urls):
-        secrets = None
-        if spec.role == "model":
-            env = dict(p.server.secret_env or {})
-            if p.source.kind == "hub":
-                env.update(hub_secrets())
-            secrets = {"env": env}
-        units.append(launcher.Unit(spec, secrets))
+    units = [model_unit(p, spec) if spec.role == "model" else launcher.Unit(spec)
+             for spec in launcher.labelled(specs, urls)]
     return units, urls
+
+
+def model_unit(p: Prepared, spec: LaunchSpec | None = None) -> "launcher.Unit":
+    """The model server's unit, for ``deploy`` and every ``run`` service alike: its secrets on stdin (the
+    framework's and, for a hub id, the hub tokens) and, for a hub id, a reading of a failed download."""
+    spec = spec or p.specs[0]
+    env = dict(p.server.secret_env or {})
+    explain = None
+    if p.hub is not None:
+        tokens = hub.secrets(p.hub)
+        env.update(tokens)
+        explain = partial(hub.diagnose, repo=p.source.spec, s=p.hub, has_token=bool(hub.token(p.hub)))
+    return launcher.Unit(spec, {"env": env}, explain=explain)
 
 
 def _urls(p: Prepared, specs: list[LaunchSpec]) -> dict[str, str]:

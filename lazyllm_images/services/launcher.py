@@ -85,8 +85,9 @@ def ensure_network(service: str) -> str:
     labels = engine.runtime_labels("network", service=service)
     names = local_container.network_names(name)
     if names is not None:                                   # the name filter matches substrings: compare whole
-        if name in names or local_container.create_network(name, labels):
-            return name
+        if name not in names:
+            local_container.create_network(name, labels)
+        return name
     client = engine.client()
     if not client.networks.list(names=[name]):
         client.networks.create(name, driver="bridge", labels=labels)
@@ -155,6 +156,7 @@ def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = No
         if container is not None:
             return container
     import docker.errors
+    import requests.exceptions
     client = engine.client()
     try:
         container = client.containers.create(**kwargs)
@@ -163,6 +165,10 @@ def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = No
     except docker.errors.APIError as exc:
         raise LaunchError(f"the engine refused container {spec.name}: {exc.explanation or exc}",
                           "'lazyllm doctor' checks the host") from exc
+    except requests.exceptions.RequestException as exc:   # a timeout: the create may have happened
+        _remove_quietly(client, spec.name)
+        raise engine.EngineTimeout(f"the engine did not create container {spec.name} in time ({exc})",
+                                   "the engine is overloaded or stuck: see its log") from exc
     try:
         if secrets:
             sock = container.attach_socket(params={"stdin": 1, "stream": 1})
@@ -172,11 +178,20 @@ def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = No
             raw.close()
         else:
             container.start()
-    except docker.errors.APIError as exc:
-        container.remove(force=True)
-        raise LaunchError(f"container {spec.name} did not start: {exc.explanation or exc}",
-                          "another process may hold the port: choose another with --port") from exc
+    except BaseException as exc:            # an attach failure or a Ctrl-C here must not orphan the container
+        _remove_quietly(client, container.id)
+        if isinstance(exc, docker.errors.APIError):
+            raise LaunchError(f"container {spec.name} did not start: {exc.explanation or exc}",
+                              "another process may hold the port: choose another with --port") from exc
+        raise
     return container
+
+
+def _remove_quietly(client, name: str) -> None:
+    try:
+        client.containers.get(name).remove(force=True)
+    except Exception:  # gone already, or the engine is still stuck: nothing more to do here
+        pass
 
 
 def logs_tail(container, n: int = TAIL) -> str:
@@ -229,8 +244,23 @@ def remove(containers, service: str | None = None) -> None:
                 pass
 
 
-def report_failure(container, exc: LaunchError) -> None:
-    sys.stderr.write(f"--- last {TAIL} log lines of {container.name}\n{logs_tail(container)}---\n")
+def ensure_volumes(specs: list[LaunchSpec]) -> None:
+    """The named volumes the specs mount, made with the tool's labels where missing (the engine would make them
+    unlabelled, out of reach of ``prune --volumes``)."""
+    wanted = {m.source: m.purpose for s in specs for m in s.mounts if m.kind == "volume"}
+    if not wanted:
+        return
+    from urllib.parse import urlencode
+    for name, purpose in wanted.items():
+        labels = engine.runtime_labels("volume", purpose=purpose or "data")
+        done = engine.call("GET", f"/volumes?{urlencode({'filters': json.dumps({'name': [name]})})}")
+        if done is not None:
+            if name not in [v.get("Name") for v in (done[1] or {}).get("Volumes") or []]:
+                engine.call("POST", "/volumes/create", {"Name": name, "Labels": labels}, ok=(201,))
+            continue
+        client = engine.client()
+        if name not in [v.name for v in client.volumes.list(filters={"name": name})]:
+            client.volumes.create(name, labels=labels)
 
 
 @dataclass
@@ -240,6 +270,7 @@ class Unit:
     spec: LaunchSpec
     secrets: dict | None = None
     wrap: bool = True               # False: the command reads the secrets line itself
+    explain: Callable[[str], LaunchError | None] | None = None   # its last log lines -> a clearer error
 
 
 def labelled(specs: list[LaunchSpec], urls: dict[str, str], primary: int = 0) -> list[LaunchSpec]:
@@ -257,6 +288,7 @@ def launch_all(service: str, units: list[Unit], gpu_mode: str, timeout: float, k
         network.wait()
     else:
         ensure_network(service)
+    ensure_volumes([u.spec for u in units])
     started = []
     try:
         for unit in units:
@@ -268,7 +300,11 @@ def launch_all(service: str, units: list[Unit], gpu_mode: str, timeout: float, k
             try:
                 wait_healthy(container, health, timeout)
             except LaunchError as exc:
-                report_failure(container, exc)
+                tail = logs_tail(container)
+                sys.stderr.write(f"--- last {TAIL} log lines of {container.name}\n{tail}---\n")
+                clearer = unit.explain(tail) if unit.explain else None
+                if clearer is not None:
+                    raise clearer from exc
                 raise
     except BaseException:
         if not keep:

@@ -1,5 +1,5 @@
 """Where a model comes from: a local directory (mounted read-only), a package in the image (models that need no
-hub, ``recipes/models.yaml``), or a hub id (downloaded at run time into a named cache volume)."""
+hub, ``recipes/models.yaml``), or a hub id (downloaded at run time into a named cache volume, ``services.hub``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from pathlib import Path
 from ..errors import UsageError
 from ..paths import recipes_dir
 
-HUB_CACHE_VOLUME = "lazyllm-hub-cache"
-HUB_CACHE_TARGET = "/cache/huggingface"
 MARKER_FILES = ("config.json", "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json")
 
 
@@ -78,7 +76,8 @@ def resolve_model(spec: str) -> ModelSource:
         if lowered in names:
             return ModelSource("package", text, entry["name"], package=entry["package"], module=entry["module"],
                                subdir=entry.get("subdir", ""), model_kind=entry.get("kind"))
-    return ModelSource("hub", text, _slug(text.split("/")[-1]))
+    from .hub import check_repo_id
+    return ModelSource("hub", text, _slug(check_repo_id(text).split("/")[-1]))
 
 
 def files_dict(source: ModelSource) -> dict:

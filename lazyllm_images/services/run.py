@@ -8,12 +8,12 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from .. import engine
 from ..errors import NotImplementedYet, UsageError
 from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount, service_labels
 from ..requests import DeployModelRequest, RunRequest
 from . import launcher, online
 from .chat import API_KEY_FILE, api_key_secrets, chat_spec
+from .deploy import model_unit, prepare
 
 RAG_PORT = 8000
 RAG_MODEL = "lazyllm-rag"
@@ -40,7 +40,6 @@ def _service_name(request: RunRequest, default: str) -> str:
 
 def _model_units(request: RunRequest, service: str, chat: bool = False):
     """A model server of the service (``--model`` with ``--framework``), as ``deploy`` would launch it."""
-    from .deploy import prepare
     sub = DeployModelRequest(model=request.model, framework=request.framework or "auto", chat=chat,
                              launch=replace(request.launch, name=service), build=request.build)
     return prepare(sub, service=service)
@@ -74,8 +73,7 @@ def chatbot(request: RunRequest) -> Service:
     p = _model_units(request, service, chat=True)
     chat = replace(p.specs[1], ports=(replace(p.specs[1].ports[0], host_port=request.launch.port),))
     model = replace(p.specs[0], ports=(replace(p.specs[0].ports[0], host_port=None),))
-    return Service(service, [launcher.Unit(model, {"env": p.server.secret_env}), launcher.Unit(chat)], [p.plan],
-                   p.gpu_mode)
+    return Service(service, [model_unit(p, model), launcher.Unit(chat)], [p.plan], p.gpu_mode)
 
 
 def _documents(path: str) -> Path:
@@ -96,16 +94,16 @@ def index_volume(folder: Path, embed_model: str) -> str:
 def _encoder_unit(request: RunRequest, service: str, model: str, role: str):
     """The embedding or reranker server of a RAG service: the project's embedding server, as ``deploy`` would
     launch it, named ``SERVICE-ROLE``."""
-    from .deploy import prepare
     p = prepare(DeployModelRequest(model=model, framework="embedding",
                                    launch=replace(request.launch, name=service, port=None), build=request.build),
                 service=service)
-    return p, replace(p.specs[0], name=f"{service}-{role}")
+    return p, model_unit(p, replace(p.specs[0], name=f"{service}-{role}"))
 
 
 def _reranker(request: RunRequest, service: str):
     """``--rerank-model``: its server's unit and plan, and the RAG service's arguments for it."""
-    p, spec = _encoder_unit(request, service, request.rerank_model, "rerank")
+    p, unit = _encoder_unit(request, service, request.rerank_model, "rerank")
+    spec = unit.spec
     if p.kind != "rerank":
         from ..frameworks.auto import KIND_WORDS
         raise UsageError(f"--rerank-model {request.rerank_model} is not a reranker "
@@ -113,14 +111,15 @@ def _reranker(request: RunRequest, service: str):
                          "give a cross-encoder: config.json names a *ForSequenceClassification with one label")
     args = ["--rerank-url", f"http://{spec.name}:{spec.ports[0].container_port}/v1",
             "--rerank-model", p.server.served_name]
-    return launcher.Unit(spec), p.plan, args
+    return unit, p.plan, args
 
 
 def rag(request: RunRequest) -> Service:
     folder = _documents(request.documents)
     service = _service_name(request, "lazyllm-rag")
-    embed, embed_spec = _encoder_unit(request, service, request.embed_model or DEFAULT_EMBED, "embed")
-    units = [launcher.Unit(embed_spec)]
+    embed, embed_unit = _encoder_unit(request, service, request.embed_model or DEFAULT_EMBED, "embed")
+    embed_spec = embed_unit.spec
+    units = [embed_unit]
     plans = [embed.plan]
     rerank_args = []
     if request.rerank_model:
@@ -135,7 +134,7 @@ def rag(request: RunRequest) -> Service:
     elif request.model:
         p = _model_units(request, service)
         model_spec = replace(p.specs[0], ports=(replace(p.specs[0].ports[0], host_port=None),))
-        units.append(launcher.Unit(model_spec, {"env": p.server.secret_env}))
+        units.append(model_unit(p, model_spec))
         plans.append(p.plan)
         llm_args = ["--llm-url", f"http://{model_spec.name}:{model_spec.ports[0].container_port}",
                     "--llm-model", p.server.served_name]
@@ -161,14 +160,6 @@ def rag(request: RunRequest) -> Service:
     return Service(service, units, plans)
 
 
-def _ensure_volumes(service: Service) -> None:
-    client = engine.client()
-    for unit in service.units:
-        for m in unit.spec.mounts:
-            if m.kind == "volume" and not client.volumes.list(filters={"name": m.source}):
-                client.volumes.create(m.source, labels=engine.labels("volume", purpose=m.purpose))
-
-
 def _urls(service: str, specs: list[LaunchSpec]) -> dict[str, str]:
     """embed / model / rag / chat -> URL (the container name without the service prefix)."""
     out = {}
@@ -186,8 +177,7 @@ def launch(service: Service, request: RunRequest) -> None:
     urls = _urls(service.name, specs)
     primary = next(i for i, s in enumerate(specs) if s.role in ("rag", "chat"))
     specs = launcher.labelled(specs, urls, primary)
-    units = [launcher.Unit(s, u.secrets) for s, u in zip(specs, service.units)]
-    _ensure_volumes(service)
+    units = [replace(u, spec=s) for s, u in zip(specs, service.units)]
     started = launcher.launch_all(service.name, units, service.gpu_mode, request.launch.timeout,
                                   request.launch.keep)
     launcher.hand_over(started, started[primary], service.name, partial(print_summary, service, request, urls),

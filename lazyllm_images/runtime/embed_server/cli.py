@@ -9,7 +9,7 @@ import sys
 
 from .app import State, make_app
 from .model import TASKS            # (torch is imported only when a model loads)
-from .resolve import ModelNotFound, resolve_model
+from .resolve import ModelNotFound, download, resolve_model
 
 log = logging.getLogger("lazyllm.embed")
 
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         path = resolve_model(args.model)
+        if path == args.model and not path.startswith(("/", ".")):     # a hub id
+            path = download(path)
     except ModelNotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

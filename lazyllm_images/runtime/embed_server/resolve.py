@@ -69,3 +69,15 @@ def resolve_model(spec: str) -> str:
     if spec.startswith(("/", "./", "../", "~")):
         raise ModelNotFound(f"no model folder at {spec}")
     return spec  # a hub id: sentence-transformers fetches it (or finds it in the cache when HF_HUB_OFFLINE=1)
+
+
+def download(repo: str) -> str:
+    """A hub id -> the local folder of its snapshot in the hub cache (``HF_HOME``), downloaded when missing or
+    out of date; a hub that cannot be reached falls back to the cached snapshot. Loading from the folder lets the
+    server tell a reranker from an embedding model by its files, as for a local folder."""
+    from huggingface_hub import snapshot_download
+    try:
+        return snapshot_download(repo, repo_type="model")
+    except Exception as exc:  # huggingface_hub's errors: gated, not found, unauthorised, offline and not cached
+        raise ModelNotFound(f"hub download of {repo} failed: {type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc

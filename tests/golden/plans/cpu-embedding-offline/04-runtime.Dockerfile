@@ -8,6 +8,8 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     sh /opt/lazyllm-build/with-host-config.sh pip install -r /opt/lazyllm-build/requirements.txt
 COPY app/ /opt/lazyllm/app/
 ENV PYTHONPATH=/opt/lazyllm/app
+# the hub cache's mount point, owned by the servers' user: the engine copies that ownership into a new volume
+RUN mkdir -p /cache/huggingface /cache/modelscope && chown -R 10001:10001 /cache
 RUN pip freeze --all > /opt/lazyllm/freeze/runtime.txt
 LABEL org.lazyllm.accelerator="cpu" \
       org.lazyllm.constraints="torch==2.13.0+cpu" \
