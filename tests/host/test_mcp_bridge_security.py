@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from lazyllm_images.runtime.netaddr import format_host, is_loopback, local_addresses, local_names
 from test_mcp_harness import (BRIDGE, FIXTURE_CMD, ROOT, TIME_CMD, TRANSPORTS, BridgeProcess, connect, run, text,
                               wait_for)
 
@@ -156,3 +157,34 @@ def test_loud_warning_for_a_non_loopback_bind_without_token() -> None:
     done = subprocess.run([*BRIDGE, "--host", "0.0.0.0", "--", "no-such-mcp-server-xyz"], cwd=ROOT,
                           capture_output=True, text=True, timeout=30)
     assert "WARNING: the MCP bridge listens on 0.0.0.0" in done.stderr and done.returncode == 1
+
+
+def non_loopback_addresses() -> list[str]:
+    found = [a for a in local_addresses() if not is_loopback(a)]
+    if not found:
+        pytest.skip("this host has no address but loopback")
+    return found
+
+
+def test_a_bridge_bound_beyond_loopback_answers_by_this_hosts_addresses_and_names() -> None:
+    """--host 0.0.0.0: clients on the network name this host by its IPs or its hostname (421 before); any other
+    Host still gets 421, the token stays the gate, and --allowed-host adds names (a bare HOST: any port)."""
+    addresses = non_loopback_addresses()
+    with BridgeProcess(FIXTURE_CMD, "--host", "0.0.0.0", "--allowed-host", "mcp.example",
+                       secrets={"auth_token": TOKEN}) as bridge:
+        for name in [*addresses, *local_names()]:
+            assert post(bridge, host=format_host(name, bridge.port)).status_code == 200, name
+        assert post(bridge, host="mcp.example").status_code == 200
+        assert post(bridge, host="attacker.example:80").status_code == 421
+        assert post(bridge, host=f"{addresses[0]}:{bridge.port + 1}").status_code == 421
+        assert post(bridge, token=None, host=f"{addresses[0]}:{bridge.port}").status_code == 401
+
+
+def test_a_loopback_bridge_refuses_this_hosts_other_addresses_and_star_turns_the_check_off() -> None:
+    address = non_loopback_addresses()[0]
+    with BridgeProcess(FIXTURE_CMD) as bridge:
+        assert post(bridge, token=None, host=format_host(address, bridge.port)).status_code == 421
+    with BridgeProcess(FIXTURE_CMD, "--allowed-host", "*", secrets={"auth_token": TOKEN}) as bridge:
+        assert post(bridge, host="attacker.example:80").status_code == 200
+        assert post(bridge, token=None, host="attacker.example:80").status_code == 401
+        assert "--allowed-host '*' turns the Host check of the MCP bridge off" in bridge.stderr()

@@ -6,7 +6,7 @@ import pytest
 
 from lazyllm_images.runtime.chat.config import (
     ChatConfig, ConfigError, build_parser, chat_completions_url, config_from_args, parse_default_params,
-    read_api_key,
+    read_secret_file,
 )
 
 
@@ -48,16 +48,16 @@ def test_default_params_rejected(bad, fragment):
 def test_api_key_file(tmp_path):
     f = tmp_path / "key"
     f.write_text("sk-test-123\n")
-    assert read_api_key(str(f)) == "sk-test-123"
-    assert read_api_key(None) is None
+    assert read_secret_file(str(f), "--api-key-file") == "sk-test-123"
+    assert read_secret_file(None, "--api-key-file") is None
     f.write_text("  \n")
     with pytest.raises(ConfigError, match="empty"):
-        read_api_key(str(f))
+        read_secret_file(str(f), "--api-key-file")
     f.write_text("OPENAI_API_KEY sk-1\n")
     with pytest.raises(ConfigError, match="only the key"):
-        read_api_key(str(f))
+        read_secret_file(str(f), "--api-key-file")
     with pytest.raises(ConfigError, match="cannot read"):
-        read_api_key(str(tmp_path / "missing"))
+        read_secret_file(str(tmp_path / "missing"), "--api-key-file")
 
 
 def test_command_line_to_config_keeps_the_key_private(tmp_path):

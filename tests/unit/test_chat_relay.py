@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from lazyllm_images.runtime import sse
 from lazyllm_images.runtime.chat import relay
 from lazyllm_images.runtime.chat.config import ChatConfig
 
@@ -13,7 +14,7 @@ CFG = ChatConfig(upstream="http://m/v1/chat/completions", model="tiny", defaults
 
 
 def decode_all(lines):
-    dec, out = relay.SSEDecoder(), []
+    dec, out = sse.SSEDecoder(), []
     for line in lines:
         item = dec.feed(line)
         if item:
@@ -73,7 +74,7 @@ def test_sources_in_the_final_chunk_or_a_whole_reply():
     ({"detail": [{"loc": ["body"], "msg": "field required"}]}, "field required"),
 ])
 def test_error_shapes(payload, message):
-    assert message in relay.error_message(payload)
+    assert message in sse.error_message(payload)
     events, _ = relay.chunk_events(payload)
     assert events[0]["type"] == "error" and message in events[0]["message"]
 
@@ -116,4 +117,4 @@ def test_upstream_body_adds_defaults_system_prompt_and_stream():
 
 
 def test_sse_encoding_keeps_unicode():
-    assert relay.sse({"type": "delta", "content": "你好"}) == 'data: {"type": "delta", "content": "你好"}\n\n'.encode()
+    assert sse.encode({"type": "delta", "content": "你好"}) == 'data: {"type": "delta", "content": "你好"}\n\n'.encode()

@@ -16,6 +16,7 @@ from lazyllm_images.runtime.mcp_bridge.child import child_environment
 from lazyllm_images.runtime.mcp_bridge.config import (ConfigError, Secrets, parse_args, parse_secrets, read_secrets,
                                                       resolve_token)
 from lazyllm_images.runtime.mcp_bridge.redact import MASK, Redactor, RedactingStream
+from lazyllm_images.runtime import netaddr
 from lazyllm_images.runtime.mcp_bridge.security import (Policy, default_allowed_hosts, exposure_warning,
                                                         format_host, is_loopback)
 from lazyllm_images.runtime.mcp_bridge.supervisor import BACKOFF_CAP, backoff_delay
@@ -58,7 +59,9 @@ def test_allow_origin_never_swallows_the_command() -> None:
     ["--port", "http", "--", "x"],
     ["--idle-timeout", "-1", "--", "x"],
     ["--max-body-bytes", "0", "--", "x"],
-    ["--allowed-host", "nohostport", "--", "x"],
+    ["--allowed-host", "bad host", "--", "x"],
+    ["--allowed-host", "host:http", "--", "x"],
+    ["--allowed-host", "::1", "--", "x"],
     ["--allow-origin", "example.com", "--", "x"],
     ["--restart", "always", "--", "x"],
     ["--bogus", "--", "x"],
@@ -147,7 +150,33 @@ def test_host_check() -> None:
     p = _policy()
     assert p.host_ok("127.0.0.1:8000") and p.host_ok("LOCALHOST:8000") and p.host_ok("proxy.example:443")
     assert not p.host_ok("127.0.0.1:8001") and not p.host_ok("evil.example:8000") and not p.host_ok(None)
-    assert not p.host_ok("localhost") and not p.host_ok("proxy.example")
+    assert not p.host_ok("localhost") and p.host_ok("proxy.example")          # HOST:* also without a port
+
+
+def test_allowed_host_forms_exact_name_and_star() -> None:
+    cfg = parse_args(["--allowed-host", "*", "--allowed-host", "Example.COM", "--allowed-host", "gw.example:8443",
+                      "--allowed-host", "[::1]:80", "--", "x"])
+    assert cfg.allowed_hosts == ("*", "example.com", "gw.example:8443", "[::1]:80")
+    p = _policy(hosts=default_allowed_hosts("127.0.0.1", 8000, ["example.com", "gw.example:8443"]))
+    assert p.host_ok("example.com") and p.host_ok("EXAMPLE.com:9999")             # a bare HOST: any port
+    assert p.host_ok("gw.example:8443") and not p.host_ok("gw.example:8444") and not p.host_ok("gw.example")
+    assert not p.host_ok("sub.example.com:8000") and not p.host_ok("example.com.evil:8000")
+    assert p.origin_ok("https://example.com") and not p.origin_ok("https://gw.example:8444")
+    anything = _policy(hosts=("*",))
+    assert anything.host_ok("attacker.example:80") and not anything.host_ok(None)
+    assert not anything.origin_ok("http://attacker.example")                      # Origin is checked on its own
+    assert netaddr.host_check_off_warning(cfg.allowed_hosts) and netaddr.host_check_off_warning(["a.b"]) is None
+
+
+def test_loopback_binds_keep_refusing_foreign_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS-rebinding protection: bound to loopback, only localhost names pass, even this host's own addresses."""
+    monkeypatch.setattr(netaddr, "local_addresses", lambda: ["192.0.2.7", "2001:db8::7"])
+    monkeypatch.setattr(netaddr, "local_names", lambda: ["box", "box.lan"])
+    assert netaddr.reachable_as("127.0.0.1") == [] and netaddr.reachable_as("localhost") == []
+    assert netaddr.reachable_as("0.0.0.0") == ["192.0.2.7", "[2001:db8::7]", "box", "box.lan"]
+    assert netaddr.reachable_as("192.0.2.7") == ["192.0.2.7", "box", "box.lan"]
+    loop = _policy(hosts=default_allowed_hosts("127.0.0.1", 8000))
+    assert not loop.host_ok("192.0.2.7:8000") and not loop.host_ok("attacker.example:8000")
 
 
 def test_origin_check() -> None:
@@ -245,8 +274,10 @@ def test_host_bridge_argv_never_carries_secrets() -> None:
     request = McpServerRequest(command="npx", args=("-y", "@modelcontextprotocol/server-github"),
                                env=(("GITHUB_TOKEN", "ghp_value"),), pass_environment=True, sse_port=8080,
                                sse_host="127.0.0.1", allow_origins=("*",), auth_token="tok-value", isolate=True,
-                               restart="on-failure", url_file="urls.json", container=False)
+                               restart="on-failure", url_file="urls.json", container=False,
+                               allowed_hosts=("mcp.example", "gw.example:8443"))
     argv = bridge_argv(request, python="/py")
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "--allowed-host"] == ["mcp.example", "gw.example:8443"]
     assert argv[:3] == ["/py", "-m", "lazyllm_images.runtime.mcp_bridge"]
     assert argv[argv.index("--port") + 1] == "8080" and "--secrets-stdin" in argv
     assert argv[argv.index("--"):] == ["--", "npx", "-y", "@modelcontextprotocol/server-github"]

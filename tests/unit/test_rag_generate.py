@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from lazyllm_images.runtime.rag.generate import _delta, build_messages, format_passages, retrieval_only_text
+import anyio
+import httpx
+import pytest
+
+from lazyllm_images.runtime.rag.generate import (GenerationError, LLMClient, build_messages, format_passages,
+                                                 retrieval_only_text, stream_delta)
 from lazyllm_images.runtime.rag.retrieve import Passage
 
 PASSAGES = [Passage("docs/a.txt", "Alpha text.", 0.03, "1"), Passage("b.pdf", "Beta text.", 0.02, "2")]
@@ -36,6 +41,39 @@ def test_retrieval_only_text() -> None:
 
 
 def test_stream_delta_parsing() -> None:
-    assert _delta('data: {"choices":[{"delta":{"content":"Hi"}}]}') == "Hi"
-    assert _delta("data: [DONE]") is None and _delta(": keep-alive") is None
-    assert _delta('data: {"choices":[{"delta":{"role":"assistant"}}]}') is None
+    assert stream_delta("message", '{"choices":[{"delta":{"content":"Hi"}}]}') == "Hi"
+    assert stream_delta("message", "[DONE]") is None
+    assert stream_delta("message", '{"choices":[{"delta":{"role":"assistant"}}]}') is None
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("message", '{"error": {"message": "CUDA out of memory", "type": "server_error"}}', "CUDA out of memory"),
+    ("message", '{"object": "error", "message": "context too long"}', "context too long"),
+    ("error", '{"detail": "overloaded"}', "overloaded"),
+    ("message", "not json at all", "not JSON"),
+])
+def test_an_upstream_error_event_is_an_error_not_silence(name: str, data: str, message: str) -> None:
+    """The RAG parser dropped ``data: {"error": ...}`` silently: the answer just stopped."""
+    with pytest.raises(GenerationError, match=message):
+        stream_delta(name, data)
+
+
+def scripted(body: bytes) -> LLMClient:
+    """An LLM client whose server answers BODY (with status 200) to every request."""
+    answer = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    return LLMClient("http://llm", "m", transport=answer)
+
+
+def test_the_client_raises_the_upstreams_message_mid_stream_and_in_a_whole_reply() -> None:
+    stream = (b'data: {"choices":[{"delta":{"content":"Par"}}]}\n\n'
+              b'data: {"error": {"message": "upstream died"}}\n\n')
+
+    async def check() -> None:
+        got: list[str] = []
+        with pytest.raises(GenerationError, match="upstream died"):
+            async for delta in scripted(stream).stream([]):
+                got.append(delta)
+        assert got == ["Par"]
+        with pytest.raises(GenerationError, match="quota exceeded"):
+            await scripted(b'{"error": {"message": "quota exceeded"}}').complete([])
+    anyio.run(check)

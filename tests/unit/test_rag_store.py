@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lazyllm_images.runtime.rag import indexer as indexer_module
 from lazyllm_images.runtime.rag.indexer import Indexer
 from lazyllm_images.runtime.rag.store import Store
 
@@ -222,17 +223,16 @@ def test_files_finished_before_a_failure_are_searchable(env) -> None:
 def test_file_changing_while_read_waits_for_the_next_pass(env, monkeypatch) -> None:
     docs, emb, indexer = env
     ix = indexer()
-    real_read = Path.read_bytes
+    real_read = indexer_module.read_file
 
-    def read_while_growing(path: Path) -> bytes:
-        data = real_read(path)
-        if path.name == "b.md":
-            path.write_text(path.read_text() + " More text.")  # a writer appends during the read
-        return data
+    def read_while_growing(root: Path, rel: str, max_bytes: int) -> tuple[bytes, os.stat_result]:
+        if rel == "b.md":
+            (root / rel).write_text((root / rel).read_text() + " More text.")  # a writer appends after the listing
+        return real_read(root, rel, max_bytes)
 
-    monkeypatch.setattr(Path, "read_bytes", read_while_growing)
+    monkeypatch.setattr(indexer_module, "read_file", read_while_growing)
     s = ix.run_pass()
     assert s.added == 2 and "b.md" not in ix.store.files()
-    monkeypatch.setattr(Path, "read_bytes", real_read)
+    monkeypatch.setattr(indexer_module, "read_file", real_read)
     s = ix.run_pass()
     assert s.added == 1 and any(t.endswith("Beta text lives here. More text.") for t in texts_of(ix, "b.md"))

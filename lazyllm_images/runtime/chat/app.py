@@ -9,22 +9,28 @@ import logging
 import time
 from pathlib import Path
 from typing import Any, AsyncIterator
+from urllib.parse import parse_qs
 
 import anyio
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from ..auth import TokenGate, session_cookie, token_ok
+from ..sse import SSEDecoder, encode
 from . import relay
 from .config import ChatConfig
 
 log = logging.getLogger("lazyllm.chat")
 STATIC = Path(__file__).with_name("static")
 TIMEOUT = httpx.Timeout(connect=10.0, read=600.0, write=60.0, pool=10.0)
+LOGIN_PATH = "/login"
+MAX_LOGIN_BODY = 4096
 
 
 class RelayResponse(StreamingResponse):
@@ -67,9 +73,9 @@ async def _events(resp: httpx.Response) -> AsyncIterator[bytes]:
         if ctype.startswith("application/json"):
             events, finish = relay.chunk_events(json.loads(await resp.aread()))
             for ev in events:
-                yield relay.sse(ev)
+                yield encode(ev)
         else:
-            decoder = relay.SSEDecoder()
+            decoder = SSEDecoder()
             async for line in resp.aiter_lines():
                 item = decoder.feed(line)
                 if item is None:
@@ -77,13 +83,13 @@ async def _events(resp: httpx.Response) -> AsyncIterator[bytes]:
                 events, fin, done = relay.data_events(*item)
                 finish = fin or finish
                 for ev in events:
-                    yield relay.sse(ev)
+                    yield encode(ev)
                 if done:
                     break
     except (httpx.HTTPError, ValueError) as exc:
-        yield relay.sse({"type": "error", "message": f"the connection to the model server broke: {exc!r}",
+        yield encode({"type": "error", "message": f"the connection to the model server broke: {exc!r}",
                          "status": None})
-    yield relay.sse({"type": "done", "finish_reason": finish})
+    yield encode({"type": "done", "finish_reason": finish})
 
 
 async def _open_upstream(client: httpx.AsyncClient, cfg: ChatConfig, body: dict[str, Any]
@@ -108,8 +114,48 @@ async def _open_upstream(client: httpx.AsyncClient, cfg: ChatConfig, body: dict[
     return resp
 
 
+async def _small_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is over LIMIT bytes (read no further than that)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def login_route(cfg: ChatConfig) -> Route:
+    """``GET /login``: the form; ``POST /login`` (``token=...``): the session cookie and back to the page, or the form
+    again with 401. Only with a token (``--auth-token-file``)."""
+    form = (STATIC / "login.html").read_text(encoding="utf-8").replace("{{TITLE}}", html.escape(cfg.title))
+    token = cfg.auth_token or ""
+
+    def page(message: str, status: int) -> HTMLResponse:
+        return HTMLResponse(form.replace("{{MESSAGE}}", message), status_code=status,
+                            headers={"Cache-Control": "no-store"})
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            return page("", 200)
+        body = await _small_body(request, MAX_LOGIN_BODY)
+        if body is None:
+            return page("That is too long to be the token.", 413)
+        given = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
+        if not token_ok(given, token):
+            log.warning("chat: a sign-in with a wrong token")
+            return page("Wrong token.", 401)
+        response = Response(status_code=303, headers={"Location": "./", "Cache-Control": "no-store"})
+        name, value = session_cookie(token)
+        response.set_cookie(name, value, path="/", httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
+
+    return Route(LOGIN_PATH, login, methods=["GET", "POST"])
+
+
 def make_app(cfg: ChatConfig, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
-    """The app; ``transport`` replaces the network for the upstream calls (unit tests)."""
+    """The app; ``transport`` replaces the network for the upstream calls (unit tests). With ``cfg.auth_token``
+    every route but /healthz and /login needs the token (bearer header, or the session cookie /login sets)."""
     page = (STATIC / "index.html").read_text(encoding="utf-8").replace("{{TITLE}}", html.escape(cfg.title))
     holder: dict[str, httpx.AsyncClient] = {}
 
@@ -149,4 +195,8 @@ def make_app(cfg: ChatConfig, transport: httpx.AsyncBaseTransport | None = None)
         Route("/healthz", healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    gate = []
+    if cfg.auth_token:
+        routes.append(login_route(cfg))
+        gate = [Middleware(TokenGate, token=cfg.auth_token, realm="lazyllm-chat", login_path=LOGIN_PATH)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=gate)

@@ -1,10 +1,11 @@
-"""Command line of the chat page: parse, read the key file, serve with uvicorn."""
+"""Command line of the chat page: parse, read the key and token files, warn when anyone may use it, serve."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
+from ..netaddr import exposure_warning, shout
 from .config import ConfigError, build_parser, config_from_args
 
 
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines would repeat the upstream URL per call
     logging.getLogger("lazyllm.chat").info("chat page for model %s via %s%s", cfg.model, cfg.upstream,
                                            " (with API key)" if cfg.api_key else "")
+    shout(exposure_warning("the chat page", args.host, cfg.auth_token, "Pass --auth-token-file or bind 127.0.0.1.",
+                           can="chat with the model on your account"))
 
     import uvicorn
 

@@ -6,9 +6,10 @@ import argparse
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from ..auth import TokenFileError, read_token_file
 
 # Keys the server sets itself; a --default-param cannot replace them.
 RESERVED = frozenset({"messages", "stream", "model"})
@@ -25,6 +26,7 @@ class ChatConfig:
     model: str
     title: str = "LazyLLM chat"
     api_key: str | None = field(default=None, repr=False)
+    auth_token: str | None = field(default=None, repr=False)    # what the browser or a client must present
     system_prompt: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
 
@@ -70,18 +72,13 @@ def parse_default_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def read_api_key(path: str | None) -> str | None:
+def read_secret_file(path: str | None, option: str) -> str | None:
     if not path:
         return None
     try:
-        key = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"cannot read --api-key-file {path}: {exc.strerror or exc}") from exc
-    if not key:
-        raise ConfigError(f"--api-key-file {path} is empty")
-    if any(c.isspace() for c in key):
-        raise ConfigError(f"--api-key-file {path} holds more than one word; it should hold only the key")
-    return key
+        return read_token_file(path, option)
+    except TokenFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="the model name sent upstream and shown on the page")
     p.add_argument("--title", default="LazyLLM chat")
     p.add_argument("--api-key-file", default=None, help="file holding the upstream's API key (sent as Bearer)")
+    p.add_argument("--auth-token-file", default=None, metavar="FILE",
+                   help="require this file's token on every route but /healthz: 'Authorization: Bearer TOKEN', or "
+                        "in a browser the login form at /login (then an HttpOnly, SameSite=Strict session cookie); "
+                        "without it, a bind beyond loopback prints a loud warning")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--system-prompt", default=None, help="system message put before each conversation")
@@ -106,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> ChatConfig:
     return ChatConfig(
         upstream=chat_completions_url(args.upstream), model=args.model, title=args.title,
-        api_key=read_api_key(args.api_key_file), system_prompt=args.system_prompt or None,
+        api_key=read_secret_file(args.api_key_file, "--api-key-file"),
+        auth_token=read_secret_file(args.auth_token_file, "--auth-token-file"),
+        system_prompt=args.system_prompt or None,
         defaults=parse_default_params(args.default_param),
     )

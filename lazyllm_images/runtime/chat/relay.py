@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..sse import DONE, error_message, event_error
 from .config import ChatConfig
 
 ROLES = ("system", "user", "assistant")
@@ -52,40 +53,6 @@ def upstream_body(cfg: ChatConfig, messages: list[dict[str, str]]) -> dict[str, 
     return {**cfg.defaults, "model": cfg.model, "messages": messages, "stream": True}
 
 
-def sse(event: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(event, ensure_ascii=False).encode("utf-8") + b"\n\n"
-
-
-class SSEDecoder:
-    """Incremental Server-Sent Events parser: feed it lines, get each event's (event name, data)."""
-
-    def __init__(self) -> None:
-        self._data: list[str] = []
-        self._event = ""
-
-    def feed(self, line: str) -> tuple[str, str] | None:
-        line = line.rstrip("\r\n")
-        if not line:
-            return self.flush()
-        if line.startswith(":"):
-            return None
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        return None
-
-    def flush(self) -> tuple[str, str] | None:
-        if not self._data:
-            self._event = ""
-            return None
-        out = (self._event or "message", "\n".join(self._data))
-        self._data, self._event = [], ""
-        return out
-
-
 def clean_sources(raw: Any) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         return []
@@ -97,23 +64,6 @@ def clean_sources(raw: Any) -> list[dict[str, Any]]:
         out.append({"path": str(s.get("path") or s.get("source") or ""), "text": str(s.get("text") or ""),
                     "score": score if isinstance(score, (int, float)) and not isinstance(score, bool) else None})
     return out
-
-
-def error_message(payload: Any) -> str | None:
-    """The message of an error body in the shapes servers use (OpenAI, vLLM, FastAPI), or None."""
-    if not isinstance(payload, dict):
-        return None
-    err = payload.get("error")
-    if isinstance(err, dict) and err.get("message"):
-        return str(err["message"])
-    if isinstance(err, str) and err:
-        return err
-    if payload.get("object") == "error" and payload.get("message"):
-        return str(payload["message"])
-    detail = payload.get("detail")
-    if detail:
-        return detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
-    return None
 
 
 def upstream_failure(status: int, raw: bytes) -> str:
@@ -137,14 +87,14 @@ def _message_events(part: dict[str, Any]) -> list[dict[str, Any]]:
     return events
 
 
-def chunk_events(chunk: Any) -> tuple[list[dict[str, Any]], str | None]:
+def chunk_events(chunk: Any, name: str = "message") -> tuple[list[dict[str, Any]], str | None]:
     """Events for one upstream object (a stream chunk or a whole reply) and its finish reason, if any."""
+    msg = event_error(name, chunk)
+    if msg is not None:
+        return [{"type": "error", "message": f"the model server reported: {msg}", "status": None}], None
     if not isinstance(chunk, dict):
         return [{"type": "error", "message": f"unexpected data from the model server: {str(chunk)[:200]}",
                  "status": None}], None
-    msg = error_message(chunk)
-    if msg is not None and not chunk.get("choices"):
-        return [{"type": "error", "message": f"the model server reported: {msg}", "status": None}], None
     events: list[dict[str, Any]] = []
     finish = None
     choices = chunk.get("choices")
@@ -163,14 +113,12 @@ def chunk_events(chunk: Any) -> tuple[list[dict[str, Any]], str | None]:
 
 def data_events(name: str, data: str) -> tuple[list[dict[str, Any]], str | None, bool]:
     """Events for one upstream SSE event; the last value is True at ``[DONE]``."""
-    if data.strip() == "[DONE]":
+    if data.strip() == DONE:
         return [], None, True
     try:
         obj = json.loads(data)
     except ValueError:
         return [{"type": "error", "message": f"the model server sent data that is not JSON: {data[:200]}",
                  "status": None}], None, False
-    if name == "error" and error_message(obj) is None:
-        obj = {"error": {"message": json.dumps(obj)}}
-    events, finish = chunk_events(obj)
+    events, finish = chunk_events(obj, name)
     return events, finish, False

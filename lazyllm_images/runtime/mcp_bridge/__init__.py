@@ -1,6 +1,6 @@
 """The MCP bridge: serve a stdio MCP server over legacy SSE (``/sse``) and streamable HTTP (``/mcp``).
 
-    python -m lazyllm_images.runtime.mcp_bridge [--host H] [--port P] [--allowed-host HOST:PORT ...]
+    python -m lazyllm_images.runtime.mcp_bridge [--host H] [--port P] [--allowed-host HOST[:PORT]|'*' ...]
         [--allow-origin ORIGIN ...] [--auth-token-file F] [--secrets-stdin] [--pass-environment] [--isolate]
         [--restart no|on-failure] [--idle-timeout SECONDS] [--max-body-bytes N] [--url-file F] [--log-level L]
         -- COMMAND [ARGS...]

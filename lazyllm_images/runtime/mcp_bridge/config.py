@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 from collections.abc import Sequence
 
+from ..netaddr import parse_allowed_host
+
 DEFAULT_IDLE_TIMEOUT = 1800.0          # seconds; the SDK's recommended session idle timeout
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -81,12 +83,11 @@ def _positive(text: str) -> int:
     return value
 
 
-def _host_port(text: str) -> str:
-    """``HOST:PORT`` or ``HOST:*`` (IPv6 as ``[::1]:PORT``), compared case-insensitively."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not (port == "*" or (port.isdigit() and int(port) <= 65535)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (or HOST:*)")
-    return text.lower()
+def _allowed_host(text: str) -> str:
+    try:
+        return parse_allowed_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _origin(text: str) -> str:
@@ -101,8 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
                 usage="%(prog)s [options] -- COMMAND [ARGS...]")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=_port, default=0, help="port to bind (0: a free one; default 0)")
-    p.add_argument("--allowed-host", dest="allowed_hosts", action="append", type=_host_port, default=[],
-                   metavar="HOST:PORT", help="extra Host header value to accept (repeatable; HOST:* for any port)")
+    p.add_argument("--allowed-host", dest="allowed_hosts", action="append", type=_allowed_host, default=[],
+                   metavar="HOST[:PORT]",
+                   help="extra Host header to accept (repeatable): HOST:PORT, HOST (any port), or '*' (no Host "
+                        "check: loud warning). Bound beyond loopback, this host's addresses and names are accepted "
+                        "too; bound to loopback, only localhost, 127.0.0.1, [::1] and these")
     p.add_argument("--allow-origin", dest="allow_origins", action="append", type=_origin, default=[],
                    metavar="ORIGIN", help="enable CORS for ORIGIN (repeatable; '*' for any)")
     p.add_argument("--auth-token-file", metavar="FILE", help="require 'Authorization: Bearer' with this file's token")

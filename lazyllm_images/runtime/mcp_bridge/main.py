@@ -46,14 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     install(Redactor([*secrets.env.values(), token]))
     setup_logging(config.log_level)
 
+    from ..netaddr import host_check_off_warning, shout
     from .child import ChildStartError
     from .security import exposure_warning
     from .server import BindError, run_bridge
 
-    warning = exposure_warning(config.host, token)
-    if warning:
-        sys.stderr.write(f"\n{'!' * 78}\n{warning}\n{'!' * 78}\n\n")
-        sys.stderr.flush()
+    shout(exposure_warning(config.host, token))
+    shout(host_check_off_warning(config.allowed_hosts))
     try:
         return _run(run_bridge(config, secrets.env, token))
     except BindError as exc:

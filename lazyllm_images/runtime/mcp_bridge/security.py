@@ -10,19 +10,19 @@ every real request needs it. ``/healthz`` needs no token.
 
 from __future__ import annotations
 
-import ipaddress
-import secrets as _secrets
 from dataclasses import dataclass
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..auth import bearer_ok
+from ..netaddr import exposure_warning as _exposure_warning
+from ..netaddr import format_host, is_loopback, split_host
+
+__all__ = ["HEALTH_PATH", "AuthAndLimit", "HostOriginGuard", "Policy", "default_allowed_hosts", "exposure_warning",
+           "format_host", "is_loopback"]
+
 HEALTH_PATH = "/healthz"
-
-
-def format_host(host: str, port: int) -> str:
-    """``host:port`` as it appears in a Host header and a URL (IPv6 in brackets)."""
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 def default_allowed_hosts(bind_host: str, port: int, extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -31,30 +31,19 @@ def default_allowed_hosts(bind_host: str, port: int, extra: Iterable[str] = ()) 
     return tuple(dict.fromkeys(h.lower() for h in hosts))
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def exposure_warning(bind_host: str, token: str | None) -> str | None:
     """The loud warning for a non-loopback bind without a token (None when there is nothing to warn about)."""
-    if token or is_loopback(bind_host):
-        return None
-    return (f"WARNING: the MCP bridge listens on {bind_host}, which is reachable from other machines, and "
-            "needs no token: anyone who can reach this port can run the MCP server's tools. "
-            "Pass --auth-token-file (or the stdin secrets) or bind 127.0.0.1.")
+    return _exposure_warning("the MCP bridge", bind_host, token, "Pass --auth-token-file (or the stdin secrets) "
+                             "or bind 127.0.0.1.", can="run the MCP server's tools")
 
 
 @dataclass(frozen=True)
 class Policy:
     """Everything the middlewares check, fixed once the port is bound."""
 
-    allowed_hosts: frozenset[str]
-    host_wildcards: tuple[str, ...]        # "name:" prefixes from "name:*" entries
+    allowed_hosts: frozenset[str]          # exact "name:port" entries
+    host_names: frozenset[str]             # names allowed on any port (from "name" and "name:*" entries)
+    any_host: bool                         # "*": no Host check at all
     allowed_origins: frozenset[str]
     any_origin: bool
     token: bytes | None
@@ -64,34 +53,34 @@ class Policy:
     def build(cls, hosts: Iterable[str], allow_origins: Iterable[str], token: str | None,
               max_body_bytes: int) -> Policy:
         hosts = [h.lower() for h in hosts]
-        exact = frozenset(h for h in hosts if not h.endswith(":*"))
-        wild = tuple(h[:-1] for h in hosts if h.endswith(":*"))
+        entries = [split_host(h) for h in hosts if h != "*"]
+        exact = frozenset(f"{name}:{port}" for name, port in entries if port not in (None, "*"))
+        names = frozenset(name for name, port in entries if port in (None, "*"))
         same_origin = {f"{scheme}://{h}" for h in exact for scheme in ("http", "https")}
         explicit = {o.lower() for o in allow_origins if o != "*"}
-        return cls(allowed_hosts=exact, host_wildcards=wild, allowed_origins=frozenset(same_origin | explicit),
-                   any_origin="*" in allow_origins, token=token.encode() if token else None,
-                   max_body_bytes=max_body_bytes)
+        return cls(allowed_hosts=exact, host_names=names, any_host="*" in hosts,
+                   allowed_origins=frozenset(same_origin | explicit), any_origin="*" in allow_origins,
+                   token=token.encode() if token else None, max_body_bytes=max_body_bytes)
 
     def host_ok(self, host: str | None) -> bool:
         if not host:
             return False
-        host = host.lower()
-        return host in self.allowed_hosts or any(host.startswith(w) for w in self.host_wildcards)
+        if self.any_host:
+            return True
+        name, port = split_host(host)
+        return name in self.host_names or (port is not None and f"{name}:{port}" in self.allowed_hosts)
 
     def origin_ok(self, origin: str | None) -> bool:
         """No Origin (non-browser clients) is fine; a present one must be listed."""
         if origin is None or self.any_origin:
             return True
         origin = origin.lower()
-        return origin in self.allowed_origins or any(
-            origin.startswith(f"{s}://{w}") for w in self.host_wildcards for s in ("http", "https"))
+        scheme, sep, rest = origin.partition("://")
+        return origin in self.allowed_origins or (
+            bool(sep) and scheme in ("http", "https") and split_host(rest)[0] in self.host_names)
 
     def token_ok(self, authorization: str | None) -> bool:
-        if self.token is None:
-            return True
-        if not authorization or authorization[:7].lower() != "bearer ":
-            return False
-        return _secrets.compare_digest(authorization[7:].strip().encode(), self.token)
+        return self.token is None or bearer_ok(authorization, self.token)
 
 
 def header(scope: Scope, name: bytes) -> str | None:

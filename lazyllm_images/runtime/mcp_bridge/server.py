@@ -24,6 +24,7 @@ from starlette.types import ASGIApp
 
 from .bridge import Bridge
 from .config import BridgeConfig
+from ..netaddr import reachable_as
 from .security import Policy, default_allowed_hosts, format_host
 
 log = logging.getLogger("lazyllm.mcp_bridge")
@@ -105,8 +106,10 @@ async def run_bridge(config: BridgeConfig, secret_env: dict[str, str], token: st
     stopper.install(asyncio.get_running_loop(), bridge)
     try:
         await stopper.guard(bridge.start())
-        policy = Policy.build(default_allowed_hosts(config.host, port, config.allowed_hosts),
-                              config.allow_origins, token, config.max_body_bytes)
+        own = [format_host(h, port) for h in reachable_as(config.host)]     # empty for a loopback bind
+        hosts = default_allowed_hosts(config.host, port, [*config.allowed_hosts, *own])
+        log.debug("Host headers accepted: %s", ", ".join(hosts))
+        policy = Policy.build(hosts, config.allow_origins, token, config.max_body_bytes)
         app, http = build_app(bridge, policy)
         server = BridgeServer(uvicorn_config(app, config.log_level),
                               on_started=lambda: announce(config.host, port, config.url_file))

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 
+from ..auth import TokenFileError, read_token_file
+from ..netaddr import exposure_warning, shout
+from .loaders import DEFAULT_MAX_FILE_BYTES
+
 log = logging.getLogger("lazyllm.rag")
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0 (0: no rescans)")
+    return value
+
+
+def _bytes(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of bytes")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,7 +49,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunk-size", type=int, default=800, help="characters per chunk (default 800)")
     p.add_argument("--chunk-overlap", type=int, default=120, help="characters of whole sentences carried over")
     p.add_argument("--top-k", type=int, default=5, help="passages per query when the request names none")
-    p.add_argument("--watch-interval", type=float, default=5.0, help="seconds between rescans (0: only on request)")
+    p.add_argument("--watch-interval", type=_seconds, default=5.0, metavar="SECONDS",
+                   help="seconds between rescans of the documents folder (default 5); 0: no rescans, only the pass "
+                        "at start and those asked for with POST /v1/reindex")
+    p.add_argument("--max-file-bytes", type=_bytes, default=DEFAULT_MAX_FILE_BYTES, metavar="N",
+                   help="larger files are skipped with a warning and counted in /v1/status (default 50 MiB)")
+    p.add_argument("--auth-token-file", type=Path, metavar="FILE",
+                   help="require 'Authorization: Bearer TOKEN' (TOKEN: this file's one word) on every route but "
+                        "/healthz; without it, a bind beyond loopback prints a loud warning")
     p.add_argument("--served-model-name", default="lazyllm-rag", help="model id shown by /v1/models")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=8000)
@@ -39,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace) -> str | None:
-    """The first problem with the arguments, as a message, or None."""
+    """The first problem with the arguments, as a message, or None (sets ``args.auth_token``)."""
     if not args.documents.is_dir():
         return f"documents folder not found: {args.documents}"
     if bool(args.llm_url) != bool(args.llm_model):
@@ -57,6 +83,10 @@ def check_args(args: argparse.Namespace) -> str | None:
     for f in (args.embed_key_file, args.llm_key_file):
         if f is not None and not f.is_file():
             return f"key file not found: {f}"
+    try:
+        args.auth_token = read_token_file(args.auth_token_file) if args.auth_token_file else None
+    except TokenFileError as exc:
+        return str(exc)
     return None
 
 
@@ -66,7 +96,7 @@ def read_key(path: Path | None) -> str | None:
 
 
 def build_service(args: argparse.Namespace):
-    from .app import Service
+    from .app import RagService
     from .embeddings import EmbeddingClient
     from .generate import LLMClient
     from .indexer import Indexer
@@ -78,12 +108,11 @@ def build_service(args: argparse.Namespace):
     embedder = EmbeddingClient(args.embed_url, args.embed_model, batch_size=args.embed_batch_size,
                                api_key=read_key(args.embed_key_file))
     indexer = Indexer(args.documents.resolve(), Store(args.index), embedder, args.chunk_size, args.chunk_overlap,
-                      batch_size=args.embed_batch_size)
-    interval = args.watch_interval if args.watch_interval > 0 else 365 * 24 * 3600.0
+                      batch_size=args.embed_batch_size, max_file_bytes=args.max_file_bytes)
     reranker = RerankClient(args.rerank_url, args.rerank_model) if args.rerank_url else None
     llm = LLMClient(args.llm_url, args.llm_model, api_key=read_key(args.llm_key_file),
                     max_tokens=args.max_tokens) if args.llm_url else None
-    return Service(indexer, Watcher(indexer, interval), Retriever(embedder, reranker), llm,
+    return RagService(indexer, Watcher(indexer, args.watch_interval), Retriever(embedder, reranker), llm,
                    args.served_model_name, args.top_k, args.max_context_chars)
 
 
@@ -101,13 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
 
     service = build_service(args)
+    shout(exposure_warning("the RAG service", args.host, args.auth_token, "Pass --auth-token-file or bind "
+                           "127.0.0.1.", can="query the documents and read them back"))
     if service.llm:
         log.info("generation: answers from %s at %s", service.llm.model, service.llm.url)
     else:
         log.info("no LLM configured (--llm-url/--llm-model): retrieval-only mode, 'answer' is null")
     log.info("documents %s, index %s, embeddings %s (%s)", args.documents.resolve(), args.index,
              args.embed_model, args.embed_url)
-    uvicorn.run(create_app(service), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(create_app(service, args.auth_token), host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 

@@ -9,6 +9,7 @@
 - ``GET /v1/models``, ``GET /v1/status`` (mode, counts, skipped files, progress, the last pass, embedding counters
   per kind: ``{"index": {"calls", "texts"}, "query": {...}}``), ``POST /v1/reindex`` (runs a pass, answers with its
   summary), ``GET /healthz`` (200 once the first pass is done, 503 before).
+- With ``--auth-token-file`` every route but ``/healthz`` needs ``Authorization: Bearer TOKEN`` (401 without).
 - Bad bodies -> 400 ``{"error": {"message", "type"}}``; an unreachable embedding or LLM server -> 502.
 """
 
@@ -21,14 +22,17 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncGenerator, AsyncIterator
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..auth import TokenGate
+from ..sse import encode
 from .api_models import BadRequest, ChatRequest, parse_chat, parse_query
 from .embeddings import EmbeddingError
 from .generate import GenerationError, LLMClient, build_messages, retrieval_only_text
@@ -40,7 +44,7 @@ log = logging.getLogger("lazyllm.rag")
 
 
 @dataclass
-class Service:
+class RagService:
     """Everything the routes need; built by ``__main__`` (or a test) and handed to ``create_app``."""
     indexer: Indexer
     watcher: Watcher
@@ -70,13 +74,13 @@ async def _json(request: Request) -> object:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
 
 
-def _not_ready(service: Service) -> JSONResponse | None:
+def _not_ready(service: RagService) -> JSONResponse | None:
     if not service.watcher.ready.is_set() and not len(service.indexer.snapshot):
         return error(503, "the index is not ready yet (first indexing pass running): see /v1/status", "not_ready")
     return None
 
 
-def _service(request: Request) -> Service:
+def _service(request: Request) -> RagService:
     return request.app.state.service
 
 
@@ -112,8 +116,7 @@ async def chat(request: Request) -> Response:
     except EmbeddingError as exc:
         return error(502, str(exc), "upstream_error")
     if req.stream:
-        return StreamingResponse(_stream_chat(service, req, passages), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return await _stream_response(service, req, passages)
     try:
         text = await _answer(service, req, passages)
     except GenerationError as exc:
@@ -152,8 +155,9 @@ ROUTES = [
 ]
 
 
-def create_app(service: Service) -> Starlette:
-    """The app; the watcher starts with it (first pass in the background) and stops with it."""
+def create_app(service: RagService, token: str | None = None) -> Starlette:
+    """The app; the watcher starts with it (first pass in the background) and stops with it. With TOKEN every route
+    but /healthz needs ``Authorization: Bearer TOKEN``."""
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         service.watcher.start()
@@ -164,12 +168,13 @@ def create_app(service: Service) -> Starlette:
             if service.llm:
                 await service.llm.aclose()
 
-    app = Starlette(lifespan=lifespan, routes=ROUTES)
+    gate = [Middleware(TokenGate, token=token, realm="lazyllm-rag")] if token else []
+    app = Starlette(lifespan=lifespan, routes=ROUTES, middleware=gate)
     app.state.service = service
     return app
 
 
-def status_payload(service: Service) -> dict:
+def status_payload(service: RagService) -> dict:
     indexer = service.indexer
     embedder = service.retriever.embedder
     return {
@@ -187,38 +192,64 @@ def status_payload(service: Service) -> dict:
     }
 
 
-async def _answer(service: Service, req: ChatRequest, passages: list[Passage]) -> str:
+async def _answer(service: RagService, req: ChatRequest, passages: list[Passage]) -> str:
     if not service.llm:
         return retrieval_only_text(passages)
     messages = build_messages(req.query, passages, req.history, service.max_context_chars)
     return await service.llm.complete(messages)
 
 
-def _chunk(cid: str, model: str, delta: dict, finish: str | None = None, **extra: object) -> str:
+def _chunk(cid: str, model: str, delta: dict, finish: str | None = None, **extra: object) -> bytes:
     body = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+    return encode(body)
 
 
-async def _stream_chat(service: Service, req: ChatRequest, passages: list[Passage]) -> AsyncIterator[str]:
+async def _deltas(service: RagService, req: ChatRequest, passages: list[Passage]) -> AsyncGenerator[str, None]:
+    if not service.llm:
+        yield retrieval_only_text(passages)
+        return
+    messages = build_messages(req.query, passages, req.history, service.max_context_chars)
+    async for delta in service.llm.stream(messages):
+        yield delta
+
+
+async def _stream_response(service: RagService, req: ChatRequest, passages: list[Passage]) -> Response:
+    """A stream, once the LLM has sent its first words: a failure before them (HTTP error, an error event) is a
+    502 with the LLM's message; one after them is an error event in the stream."""
+    deltas = _deltas(service, req, passages)
+    try:
+        first = await deltas.__anext__()
+    except StopAsyncIteration:
+        first = ""
+    except GenerationError as exc:
+        log.error("generation failed: %s", exc)
+        await deltas.aclose()
+        return error(502, str(exc), "upstream_error")
+    return StreamingResponse(_stream_chat(service.served_model, first, deltas, passages),
+                             media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _stream_chat(model: str, first: str, deltas: AsyncGenerator[str, None],
+                       passages: list[Passage]) -> AsyncIterator[bytes]:
     """OpenAI chunks: the role, the content deltas, then a final chunk with finish_reason and ``sources``."""
     cid = f"chatcmpl-{uuid.uuid4().hex}"
-    model = service.served_model
     yield _chunk(cid, model, {"role": "assistant", "content": ""})
     finish = "stop"
     try:
-        if service.llm:
-            messages = build_messages(req.query, passages, req.history, service.max_context_chars)
-            async for delta in service.llm.stream(messages):
-                yield _chunk(cid, model, {"content": delta})
-        else:
-            yield _chunk(cid, model, {"content": retrieval_only_text(passages)})
+        if first:
+            yield _chunk(cid, model, {"content": first})
+        async for delta in deltas:
+            yield _chunk(cid, model, {"content": delta})
     except GenerationError as exc:
         log.error("generation failed: %s", exc)
-        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': 'upstream_error'}})}\n\n"
+        yield encode({"error": {"message": str(exc), "type": "upstream_error"}})
         finish = "error"
+    finally:
+        await deltas.aclose()           # also when the client left: the upstream request is closed
     yield _chunk(cid, model, {}, finish, sources=[p.as_source() for p in passages])
-    yield "data: [DONE]\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 def _completion(model: str, text: str, passages: list[Passage]) -> dict:

@@ -7,6 +7,7 @@ from typing import AsyncIterator
 
 import httpx
 
+from ..sse import DONE, SSEDecoder, event_error
 from .embeddings import endpoint
 from .retrieve import Passage
 
@@ -60,13 +61,14 @@ class LLMClient:
     """``/v1/chat/completions`` of an OpenAI-compatible server (vllm, lightllm, lmdeploy, or an online API)."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout: float = 300.0,
-                 max_tokens: int | None = None, temperature: float = 0.2) -> None:
+                 max_tokens: int | None = None, temperature: float = 0.2,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.url = endpoint(base_url, "/v1/chat/completions")
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(timeout=timeout, headers=headers)
+        self._http = httpx.AsyncClient(timeout=timeout, headers=headers, transport=transport)
 
     def _body(self, messages: list[dict], stream: bool) -> dict:
         body: dict = {"model": self.model, "messages": messages, "stream": stream, "temperature": self.temperature}
@@ -83,22 +85,31 @@ class LLMClient:
             raise GenerationError(f"language model {self.url} answered HTTP {response.status_code}: "
                                   f"{response.text[:300]}")
         try:
-            return response.json()["choices"][0]["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise GenerationError(f"language model gave an unexpected answer: {exc}") from exc
+            payload = response.json()
+        except ValueError as exc:
+            raise GenerationError(f"language model gave an answer that is not JSON: {exc}") from exc
+        if (message := event_error("message", payload)) is not None:
+            raise GenerationError(f"language model reported an error: {message[:1000]}")
+        try:
+            return payload["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise GenerationError(f"language model gave an unexpected answer: {exc!r}") from exc
 
     async def stream(self, messages: list[dict]) -> AsyncIterator[str]:
-        """Content deltas as the server streams them."""
+        """Content deltas as the server streams them; GenerationError when it fails or reports an error."""
         try:
             async with self._http.stream("POST", self.url, json=self._body(messages, True)) as response:
                 if response.status_code != 200:
                     text = (await response.aread()).decode(errors="replace")
                     raise GenerationError(f"language model {self.url} answered HTTP {response.status_code}: "
                                           f"{text[:300]}")
+                decoder = SSEDecoder()
                 async for line in response.aiter_lines():
-                    delta = _delta(line)
-                    if delta:
+                    event = decoder.feed(line)
+                    if event and (delta := stream_delta(*event)):
                         yield delta
+                if (event := decoder.flush()) and (delta := stream_delta(*event)):
+                    yield delta
         except httpx.HTTPError as exc:
             raise GenerationError(f"language model unreachable at {self.url}: {exc}") from exc
 
@@ -106,15 +117,20 @@ class LLMClient:
         await self._http.aclose()
 
 
-def _delta(line: str) -> str | None:
-    """The content of one ``data: {...}`` server-sent-event line (None for others and for ``[DONE]``)."""
-    if not line.startswith("data:"):
-        return None
-    payload = line[5:].strip()
-    if not payload or payload == "[DONE]":
+def stream_delta(name: str, data: str) -> str | None:
+    """The content of one streamed event (None for ``[DONE]`` and events without content); GenerationError for an
+    error the server reports in the stream (``data: {"error": ...}`` or ``event: error``) or data that is not JSON."""
+    if data.strip() == DONE:
         return None
     try:
-        choices = json.loads(payload).get("choices") or [{}]
+        payload = json.loads(data)
+    except ValueError:
+        raise GenerationError(f"language model sent data that is not JSON: {data[:200]}") from None
+    message = event_error(name, payload)
+    if message is not None:
+        raise GenerationError(f"language model reported an error: {message[:1000]}")
+    try:
+        choices = payload.get("choices") or [{}]
         return (choices[0].get("delta") or {}).get("content")
-    except (ValueError, AttributeError):
+    except (AttributeError, IndexError):
         return None

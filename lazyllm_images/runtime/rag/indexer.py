@@ -16,7 +16,7 @@ import numpy as np
 
 from .chunking import chunk_document, text_hash
 from .embeddings import Embedder
-from .loaders import SkipFile, is_supported, iter_files, load_text
+from .loaders import DEFAULT_MAX_FILE_BYTES, TOO_LARGE, SkipFile, is_supported, load_text, read_file, scan
 from .progress import Progress
 from .retrieve import Snapshot
 from .store import ChunkRow, FileRecord, Store
@@ -53,8 +53,11 @@ class _Prepared:
 
 class Indexer:
     def __init__(self, root: Path, store: Store, embedder: Embedder, chunk_size: int = 800,
-                 chunk_overlap: int = 120, batch_size: int = 32) -> None:
+                 chunk_overlap: int = 120, batch_size: int = 32,
+                 max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.root = root
+        self.max_file_bytes = max_file_bytes
+        self._links: dict[str, str] = {}  # symbolic links in the folder, never followed (each warned about once)
         self.store = store
         self.embedder = embedder
         self.chunk_size = chunk_size
@@ -100,7 +103,7 @@ class Indexer:
         known = self.store.files()
         on_disk = self._stat_all()
         removed = sorted(set(known) - set(on_disk))
-        candidates = [p for p, st in on_disk.items() if _needs_look(known.get(p), st)]
+        candidates = [p for p, st in on_disk.items() if _needs_look(known.get(p), st, self.max_file_bytes)]
         summary.unchanged = len(on_disk) - len(candidates)
         # vectors of removed files stay reusable in this pass: a moved or renamed file is not embedded again
         reusable = {row.text_hash: row.vector for p in removed for row in self._rows.get(p, [])}
@@ -123,13 +126,12 @@ class Indexer:
                 s.chunks_embedded, s.chunks_reused, len(self.snapshot), len(self._rows))
 
     def _stat_all(self) -> dict[str, os.stat_result]:
-        stats = {}
-        for rel in iter_files(self.root):
-            try:
-                stats[rel] = (self.root / rel).stat()
-            except OSError:  # vanished between the listing and the stat
-                continue
-        return stats
+        found = scan(self.root)
+        for rel, why in found.links.items():
+            if rel not in self._links:
+                log.warning("skipped %s: %s", rel, why)
+        self._links = found.links
+        return found.files
 
     def _prepare(self, rel: str, st: os.stat_result, old: FileRecord | None,
                  summary: PassSummary) -> _Prepared | None:
@@ -163,11 +165,7 @@ class Indexer:
         path = self.root / rel
         if not is_supported(rel):
             raise SkipFile(f"unsupported file type {path.suffix or '(no extension)'!r}")
-        try:
-            data = path.read_bytes()
-            after = path.stat()
-        except OSError as exc:
-            raise SkipFile(f"unreadable: {exc.strerror or exc}") from exc
+        data, after = read_file(self.root, rel, self.max_file_bytes)
         if len(data) != st.st_size or (after.st_mtime_ns, after.st_size) != (st.st_mtime_ns, st.st_size):
             raise _BeingWritten(rel)
         digest = hashlib.sha256(data).hexdigest()
@@ -234,19 +232,24 @@ class Indexer:
 
     def stats(self) -> dict:
         """Counts for /v1/status (in-memory only: safe to call from any thread)."""
-        skipped = sorted(self._skipped.copy().items())
+        skipped = sorted({**self._skipped.copy(), **self._links}.items())
         return {"files": len(self._rows), "chunks": len(self.snapshot),
-                "skipped": [{"path": p, "reason": r} for p, r in skipped]}
+                "skipped": [{"path": p, "reason": r} for p, r in skipped],
+                "too_large": sum(r.startswith(TOO_LARGE) for _, r in skipped), "links": len(self._links),
+                "max_file_bytes": self.max_file_bytes}
 
 
 def _with_vector(row: ChunkRow, vector: np.ndarray) -> ChunkRow:
     return ChunkRow(row.id, row.path, row.ordinal, row.text, row.text_hash, vector)
 
 
-def _needs_look(old: FileRecord | None, st: os.stat_result) -> bool:
-    """A file is read again when it is new, its size or mtime moved, or its record was invalidated (hash '')."""
+def _needs_look(old: FileRecord | None, st: os.stat_result, max_bytes: int) -> bool:
+    """A file is read again when it is new, its size or mtime moved, its record was invalidated (hash ''), or
+    --max-file-bytes moved past its size (raised over a file skipped for size, lowered under an indexed one)."""
     if old is None:
         return True
     if old.status == "skipped" and old.mtime == st.st_mtime and old.size == st.st_size:
-        return False
+        return (old.reason or "").startswith(TOO_LARGE) and st.st_size <= max_bytes
+    if old.status == "indexed" and st.st_size > max_bytes:
+        return True
     return old.hash == "" or old.mtime != st.st_mtime or old.size != st.st_size

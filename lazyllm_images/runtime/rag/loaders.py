@@ -1,9 +1,13 @@
-"""Files under the documents root -> plain text. Unsupported or unreadable files raise ``SkipFile``."""
+"""Files under the documents root -> plain text. Unsupported, unreadable or too large files raise ``SkipFile``;
+nothing outside the root is ever read (symbolic links are listed apart, never followed)."""
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable
@@ -12,22 +16,91 @@ TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown", ".rst"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 
 
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+TOO_LARGE = "larger than --max-file-bytes"        # how a skip for size starts (the indexer looks for it)
+LINK = "a symbolic link (never followed: the documents folder is all that is read)"
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
 class SkipFile(Exception):
     """The file cannot be indexed; the message says why (shown in the warning and in /v1/status)."""
 
 
-def iter_files(root: Path) -> list[str]:
-    """Paths (relative to ``root``, '/'-separated, sorted) of the regular files under it; hidden ones left out."""
-    found: list[str] = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if name.startswith("."):
+@dataclass(frozen=True)
+class Scan:
+    files: dict[str, os.stat_result]      # regular files: '/'-separated path under the root -> its lstat
+    links: dict[str, str]                 # symbolic links (to files or folders) left out -> why
+
+
+def scan(root: Path) -> Scan:
+    """The regular files under ``root`` (hidden ones left out), never following a symbolic link: links are listed
+    apart, so a link to /etc/passwd or to a secret file is never read."""
+    files: dict[str, os.stat_result] = {}
+    links: dict[str, str] = {}
+    folders = [""]
+    while folders:
+        rel_dir = folders.pop()
+        try:
+            with os.scandir(root / rel_dir if rel_dir else root) as entries:
+                found = sorted(entries, key=lambda e: e.name)
+        except OSError:  # unreadable or vanished folder: nothing to index there
+            continue
+        for entry in found:
+            if entry.name.startswith("."):
                 continue
-            full = Path(folder) / name
-            if full.is_file():
-                found.append(full.relative_to(root).as_posix())
-    return sorted(found)
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                if entry.is_symlink():
+                    links[rel] = LINK
+                elif entry.is_dir(follow_symlinks=False):
+                    folders.append(rel)
+                elif entry.is_file(follow_symlinks=False):
+                    files[rel] = entry.stat(follow_symlinks=False)
+            except OSError:  # vanished between the listing and the stat
+                continue
+    return Scan(dict(sorted(files.items())), dict(sorted(links.items())))
+
+
+def iter_files(root: Path) -> list[str]:
+    """Paths (relative to ``root``, '/'-separated, sorted) of the regular files under it; hidden ones and symbolic
+    links left out."""
+    return list(scan(root).files)
+
+
+def too_large(size: int, limit: int) -> str:
+    return f"{TOO_LARGE} ({size} bytes > {limit})"
+
+
+def read_file(root: Path, rel: str, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> tuple[bytes, os.stat_result]:
+    """The bytes of ROOT/REL and its fstat after the read, never from outside ROOT: the resolved path must lie under
+    the resolved root, the file itself is opened without following a link, and it must be a regular file of at most
+    MAX_BYTES. Raises ``SkipFile``."""
+    path = root / rel
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+        raise SkipFile(f"outside the documents folder: {LINK}")
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SkipFile(LINK) from None
+        raise SkipFile(f"unreadable: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SkipFile("unreadable: not a regular file")
+        if st.st_size > max_bytes:
+            raise SkipFile(too_large(st.st_size, max_bytes))
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(max_bytes + 1)
+        st = os.fstat(fd)                  # after the read: a writer busy meanwhile shows in its mtime and size
+    except OSError as exc:
+        raise SkipFile(f"unreadable: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise SkipFile(too_large(len(data), max_bytes))
+    return data, st
 
 
 def is_supported(path: str) -> bool:
@@ -40,10 +113,7 @@ def load_text(path: Path, data: bytes | None = None) -> str:
     if loader is None:
         raise SkipFile(f"unsupported file type {path.suffix or '(no extension)'!r}")
     if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise SkipFile(f"unreadable: {exc.strerror or exc}") from exc
+        data = read_file(path.parent, path.name)[0]
     try:
         text = loader(data)
     except SkipFile:

@@ -1,7 +1,9 @@
-"""The watch loop: an indexing pass at start, then every ``interval`` seconds, and whenever ``request()`` asks."""
+"""The watch loop: an indexing pass at start, then every ``interval`` seconds (never, for 0), and whenever
+``request()`` asks."""
 
 from __future__ import annotations
 
+import math
 import threading
 from concurrent.futures import Future
 
@@ -9,11 +11,14 @@ from .indexer import Indexer
 
 
 class Watcher:
-    """Runs passes in a background thread: at start, every ``interval`` seconds, and when ``request()`` asks."""
+    """Runs passes in a background thread: at start, every ``interval`` seconds, and when ``request()`` asks.
+    ``interval`` 0 means no rescans: one pass at start, then only on request."""
 
     def __init__(self, indexer: Indexer, interval: float) -> None:
+        if not math.isfinite(interval) or interval < 0:
+            raise ValueError(f"the watch interval must be a finite number of seconds >= 0, not {interval}")
         self.indexer = indexer
-        self.interval = interval
+        self.interval = interval or None          # None: Event.wait without a timeout
         self.ready = threading.Event()  # set after the first successful pass
         self._wake = threading.Event()
         self._stop = threading.Event()

@@ -219,6 +219,7 @@ function clearConversation() {
 async function loadInfo() {
   try {
     const response = await fetch("api/info");
+    if (response.status === 401) { window.location.assign("login"); return; }   // signed out: the login form
     if (!response.ok) throw new Error("HTTP " + response.status);
     const info = await response.json();
     ui.model.textContent = info.model;
