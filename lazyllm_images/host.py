@@ -116,12 +116,29 @@ def _major(version: str) -> int | None:
 # ------------------------------------------------------------------ NVIDIA (NVML)
 
 @dataclass(frozen=True)
+class MigDevice:
+    """A MIG device of a GPU in MIG mode: ``--gpus device=0:1`` (GPU 0, MIG device 1) or its ``MIG-`` UUID."""
+
+    gpu: int                         # the parent GPU's index
+    index: int                       # NVML's MIG device index on that GPU (what "0:1" and CDI's name count)
+    uuid: str                        # MIG-...
+    name: str = ""
+    memory_mib: int = 0
+
+    @property
+    def device_id(self) -> str:
+        return f"{self.gpu}:{self.index}"
+
+
+@dataclass(frozen=True)
 class Gpu:
     index: int
     uuid: str
     name: str
     memory_mib: int
     compute_capability: str          # "9.0"
+    mig_enabled: bool = False        # MIG mode is on: CUDA runs on its MIG devices, not on the whole GPU
+    mig: tuple[MigDevice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,10 @@ class NvidiaFacts:
     driver_version: str | None = None
     cuda_driver: str | None = None   # highest CUDA the driver runs, "12.4"
     gpus: tuple[Gpu, ...] = ()
+
+    @property
+    def mig_devices(self) -> tuple[MigDevice, ...]:
+        return tuple(m for g in self.gpus for m in g.mig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,41 +174,69 @@ def _nvml_library_loads() -> bool:
     return True
 
 
-def nvidia_facts() -> NvidiaFacts:
-    """Driver and GPUs through nvidia-ml-py. A missing NVML library means 'no NVIDIA GPU', not a crash."""
-    if not _nvml_library_loads():
-        return NvidiaFacts(False, "no NVIDIA driver (NVML library not found)")
+def nvidia_facts(nvml=None) -> NvidiaFacts:
+    """Driver and GPUs (with their MIG devices) through nvidia-ml-py. A missing NVML library means 'no NVIDIA
+    GPU', not a crash. ``nvml``: a stand-in for the ``pynvml`` module (tests)."""
+    if nvml is None:
+        if not _nvml_library_loads():
+            return NvidiaFacts(False, "no NVIDIA driver (NVML library not found)")
+        try:
+            import pynvml as nvml
+        except ImportError:
+            return NvidiaFacts(False, "nvidia-ml-py is not installed")
     try:
-        import pynvml
-    except ImportError:
-        return NvidiaFacts(False, "nvidia-ml-py is not installed")
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError_LibraryNotFound:
+        nvml.nvmlInit()
+    except nvml.NVMLError_LibraryNotFound:
         return NvidiaFacts(False, "no NVIDIA driver (NVML library not found)")
-    except pynvml.NVMLError as exc:
+    except nvml.NVMLError as exc:
         return NvidiaFacts(False, f"NVML failed to initialise: {exc}")
     try:
-        driver = _text(pynvml.nvmlSystemGetDriverVersion())
-        cuda_int = pynvml.nvmlSystemGetCudaDriverVersion_v2()
+        driver = _text(nvml.nvmlSystemGetDriverVersion())
+        cuda_int = nvml.nvmlSystemGetCudaDriverVersion_v2()
         cuda = f"{cuda_int // 1000}.{(cuda_int % 1000) // 10}"
-        gpus = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(h)
-            gpus.append(Gpu(index=i, uuid=_text(pynvml.nvmlDeviceGetUUID(h)), name=_text(pynvml.nvmlDeviceGetName(h)),
-                            memory_mib=int(pynvml.nvmlDeviceGetMemoryInfo(h).total // (1024 * 1024)),
-                            compute_capability=f"{major}.{minor}"))
+        gpus = tuple(_gpu(nvml, i) for i in range(nvml.nvmlDeviceGetCount()))
         if not gpus:
             return NvidiaFacts(False, "NVIDIA driver loaded but no GPU found", driver, cuda)
-        return NvidiaFacts(True, "", driver, cuda, tuple(gpus))
-    except pynvml.NVMLError as exc:
+        return NvidiaFacts(True, "", driver, cuda, gpus)
+    except nvml.NVMLError as exc:
         return NvidiaFacts(False, f"NVML query failed: {exc}")
     finally:
         try:
-            pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError:
             pass
+
+
+def _mib(nvml, handle) -> int:
+    return int(nvml.nvmlDeviceGetMemoryInfo(handle).total // (1024 * 1024))
+
+
+def _gpu(nvml, i: int) -> Gpu:
+    h = nvml.nvmlDeviceGetHandleByIndex(i)
+    major, minor = nvml.nvmlDeviceGetCudaComputeCapability(h)
+    migs = _mig_devices(nvml, h, i)
+    return Gpu(index=i, uuid=_text(nvml.nvmlDeviceGetUUID(h)), name=_text(nvml.nvmlDeviceGetName(h)),
+               memory_mib=_mib(nvml, h), compute_capability=f"{major}.{minor}", mig_enabled=migs is not None,
+               mig=migs or ())
+
+
+def _mig_devices(nvml, handle, gpu: int) -> tuple[MigDevice, ...] | None:
+    """The MIG devices of a GPU in MIG mode; None when MIG is off (or the GPU has no MIG)."""
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except nvml.NVMLError:                  # NOT_SUPPORTED: a GPU without MIG
+        return None
+    if current != nvml.NVML_DEVICE_MIG_ENABLE:
+        return None
+    out = []
+    for j in range(nvml.nvmlDeviceGetMaxMigDeviceCount(handle)):
+        try:
+            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, j)
+        except nvml.NVMLError:              # NOT_FOUND: no MIG device at this index
+            continue
+        out.append(MigDevice(gpu, j, _text(nvml.nvmlDeviceGetUUID(mig)), _text(nvml.nvmlDeviceGetName(mig)),
+                             _mib(nvml, mig)))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------ container GPU plumbing, other accelerators
@@ -206,6 +255,58 @@ def cdi_nvidia_specs() -> list[str]:
             except OSError:
                 continue
     return found
+
+
+NVIDIA_HOOK = "nvidia-container-runtime-hook"     # on dockerd's PATH, the engine serves --gpus (DeviceRequests)
+DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"    # systemd's PATH, dockerd's
+
+
+@dataclass(frozen=True)
+class GpuPlumbing:
+    """How the engine can hand NVIDIA GPUs to containers: what its ``GET /info`` says, and what this host has
+    (the engine's host, as a rule). ``launch.gpu_checks.gpu_route`` decides from these."""
+
+    runtimes: tuple[str, ...] = ()        # GET /info Runtimes: "nvidia" once the toolkit's runtime is registered
+    hook: str | None = None               # path of nvidia-container-runtime-hook on the PATH (+ the daemon's)
+    cdi_spec_dirs: tuple[str, ...] = ()   # GET /info CDISpecDirs (Docker 25+): empty or absent = CDI is off
+    cdi_specs: tuple[str, ...] = ()       # spec files on this host declaring nvidia.com/gpu
+
+    @classmethod
+    def from_info(cls, info: dict | None, hook: str | None = None, cdi_specs=()) -> "GpuPlumbing":
+        info = info or {}
+        return cls(tuple(sorted(info.get("Runtimes") or {})), hook, tuple(info.get("CDISpecDirs") or ()),
+                   tuple(cdi_specs))
+
+
+def gpu_plumbing(info: dict | None) -> GpuPlumbing:
+    """``info``: the engine's ``GET /info`` (None: no engine, e.g. a dry run); the hook and the CDI specs are
+    looked up here."""
+    path = os.pathsep.join(p for p in (os.environ.get("PATH"), DAEMON_PATH) if p)
+    return GpuPlumbing.from_info(info, shutil.which(NVIDIA_HOOK, path=path), cdi_nvidia_specs())
+
+
+def device_gids(paths=None) -> dict[str, tuple[int, ...]]:
+    """The groups owning host device nodes: path -> gids (a folder such as /dev/dri: the nodes in it); missing
+    paths are left out; None: every accelerator node (Ascend, AMD). The renderers' ``gids``: the image's
+    /etc/group may lack the names (HwHiAiUser) or number them otherwise."""
+    import stat
+    if paths is None:
+        from .launch.gpu import AMD_DEVICES, ASCEND_CONTROL
+        paths = ascend_devices() + list(ASCEND_CONTROL) + list(AMD_DEVICES)
+    out: dict[str, tuple[int, ...]] = {}
+    for path in paths:
+        nodes = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
+        gids: list[int] = []
+        for node in nodes:
+            try:
+                st = os.stat(node)
+            except OSError:
+                continue
+            if (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and st.st_gid not in gids:
+                gids.append(st.st_gid)
+        if gids:
+            out[path] = tuple(gids)
+    return out
 
 
 def amd_devices() -> list[str]:

@@ -1,26 +1,23 @@
-"""Can containers get the GPUs: the NVIDIA runtime in the engine, or a CDI spec for nvidia.com/gpu?"""
+"""Can containers get the GPUs: the engine's ``--gpus`` (nvidia-container-runtime-hook, the NVIDIA runtime), or CDI
+turned on in the engine with a spec for nvidia.com/gpu? ``launch.gpu_checks.gpu_route`` decides, as at launch."""
 
 from . import FAIL, OK, Check
 
-FIX = ("install nvidia-container-toolkit, then 'sudo nvidia-ctk runtime configure --runtime=docker && "
-       "sudo systemctl restart docker' (or 'sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml')")
+
+def assess(nvidia, plumbing) -> Check:
+    """The check for these facts (``host.NvidiaFacts`` or None, ``host.GpuPlumbing``): pure."""
+    from ..launch.gpu_checks import gpu_route
+    route = gpu_route(plumbing)
+    data = {"runtimes": list(plumbing.runtimes), "hook": plumbing.hook, "cdi_spec_dirs": list(plumbing.cdi_spec_dirs),
+            "cdi_specs": list(plumbing.cdi_specs), "nvidia_runtime": "nvidia" in plumbing.runtimes, "mode": route.mode}
+    if nvidia is None or not nvidia.present:
+        return Check("gpu-runtime", OK, "not needed (no NVIDIA GPU)", data=data)
+    if route.mode is None:
+        return Check("gpu-runtime", FAIL, f"GPUs present, but {route.summary}", route.fix, data=data)
+    return Check("gpu-runtime", OK, route.summary + f" (lazyllm uses {'--gpus' if route.mode == 'runtime' else 'CDI'})",
+                 data=data)
 
 
 def check(ctx: dict) -> Check:
-    from ..host import cdi_nvidia_specs
-    nvidia = ctx.get("nvidia")
-    info = ctx.get("engine_info") or {}
-    runtimes = sorted((info.get("Runtimes") or {}).keys())
-    specs = cdi_nvidia_specs()
-    data = {"runtimes": runtimes, "cdi_specs": specs, "nvidia_runtime": "nvidia" in runtimes}
-    if nvidia is None or not nvidia.present:
-        return Check("gpu-runtime", OK, "not needed (no NVIDIA GPU)", data=data)
-    if "nvidia" in runtimes or specs:
-        how = []
-        if "nvidia" in runtimes:
-            how.append("engine runtime 'nvidia'")
-        if specs:
-            how.append("CDI " + ", ".join(specs))
-        return Check("gpu-runtime", OK, "GPUs reach containers through " + " and ".join(how), data=data)
-    return Check("gpu-runtime", FAIL, "GPUs present but neither the NVIDIA runtime nor a CDI spec is configured",
-                 FIX, data=data)
+    from ..host import gpu_plumbing
+    return assess(ctx.get("nvidia"), gpu_plumbing(ctx.get("engine_info")))

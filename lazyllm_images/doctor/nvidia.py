@@ -15,6 +15,7 @@ def check(ctx: dict) -> Check:
                      "check the driver with 'nvidia-smi'; reinstall or reload it if that fails too",
                      data=facts.to_dict())
     gpus = ", ".join(f"{g.index}: {g.name} {g.memory_mib // 1024} GiB sm_{g.compute_capability.replace('.', '')}"
+                     + (f" MIG [{' '.join(m.device_id for m in g.mig) or 'no devices'}]" if g.mig_enabled else "")
                      for g in facts.gpus)
     return Check("nvidia", OK, f"driver {facts.driver_version} (CUDA <= {facts.cuda_driver}); {gpus}",
                  data=facts.to_dict())

@@ -7,7 +7,8 @@ does not prefix them with the project. A spec's ``depends_on`` becomes ``conditi
 
 from __future__ import annotations
 
-from typing import Sequence
+import os
+from typing import Callable, Mapping, Sequence
 
 from . import gpu as gpu_mod
 from .spec import LaunchSpec, MountSpec
@@ -101,12 +102,17 @@ def add_process(svc: dict, spec: LaunchSpec, names: set[str]) -> None:
         svc["depends_on"] = {d: {"condition": "service_healthy"} for d in spec.depends_on}
 
 
-def service(spec: LaunchSpec, names: set[str], gpu_mode: str = "runtime",
-            gids: dict[str, int] | None = None) -> dict:
-    """One compose service for ``spec`` (``names``: the services in the same file)."""
+Gids = Mapping[str, Sequence[int]]          # host device node -> the groups owning it (host.device_gids)
+Exists = Callable[[str], bool]
+
+
+def service(spec: LaunchSpec, names: set[str], gpu_mode: str = "runtime", gids: Gids | None = None,
+            path_exists: Exists = os.path.exists) -> dict:
+    """One compose service for ``spec`` (``names``: the services in the same file). ``gids`` and ``path_exists``
+    as for ``launch.docker.container_kwargs``."""
     rendering = gpu_mod.render(spec.gpus, gpu_mode)
     if gids:
-        rendering = gpu_mod.with_group_ids(rendering, gids)
+        rendering = gpu_mod.with_device_groups(rendering, gids)
     svc: dict = {"image": spec.image, "container_name": spec.name}
     if spec.entrypoint is not None:
         svc["entrypoint"] = list(spec.entrypoint)
@@ -117,8 +123,7 @@ def service(spec: LaunchSpec, names: set[str], gpu_mode: str = "runtime",
         svc["environment"] = {k: str(v) for k, v in env.items()}
     if spec.ports:
         svc["ports"] = _ports(spec)
-    known = {m.target for m in spec.mounts}
-    add_mounts(svc, tuple(spec.mounts) + tuple(m for m in rendering.mounts if m.target not in known))
+    add_mounts(svc, gpu_mod.container_mounts(spec.mounts, rendering.mounts, path_exists))
     add_gpus(svc, spec, rendering)
     add_resources(svc, spec)
     add_security(svc, spec)
@@ -129,13 +134,13 @@ def service(spec: LaunchSpec, names: set[str], gpu_mode: str = "runtime",
     return svc
 
 
-def compose_dict(specs: Sequence[LaunchSpec], gpu_mode: str = "runtime", gids: dict[str, int] | None = None,
-                 volume_labels: dict[str, str] | None = None) -> dict:
+def compose_dict(specs: Sequence[LaunchSpec], gpu_mode: str = "runtime", gids: Gids | None = None,
+                 volume_labels: dict[str, str] | None = None, path_exists: Exists = os.path.exists) -> dict:
     """The compose file for ``specs`` (a model server and its chat page, say)."""
     names = {s.name for s in specs}
     if len(names) != len(specs):
         raise ValueError("two specs share a name")
-    out: dict = {"services": {s.name: service(s, names, gpu_mode, gids) for s in specs}}
+    out: dict = {"services": {s.name: service(s, names, gpu_mode, gids, path_exists) for s in specs}}
     volumes = sorted({m.source for s in specs for m in s.mounts if m.kind == "volume"})
     if volumes:
         out["volumes"] = {v: {"name": v, **({"labels": dict(volume_labels)} if volume_labels else {})}
@@ -154,13 +159,7 @@ def _escape(value):
     return value
 
 
-def compose_yaml(specs: Sequence[LaunchSpec], gpu_mode: str = "runtime", gids: dict[str, int] | None = None,
-                 volume_labels: dict[str, str] | None = None) -> str:
-    import yaml
-
-    class NoAliases(yaml.SafeDumper):
-        def ignore_aliases(self, data):          # repeated dicts are written out, not as &id001 anchors
-            return True
-
-    data = compose_dict(specs, gpu_mode, gids, volume_labels)
-    return yaml.dump(data, Dumper=NoAliases, sort_keys=False, default_flow_style=False, width=1000)
+def compose_yaml(specs: Sequence[LaunchSpec], gpu_mode: str = "runtime", gids: Gids | None = None,
+                 volume_labels: dict[str, str] | None = None, path_exists: Exists = os.path.exists) -> str:
+    from .yamltext import dump
+    return dump(compose_dict(specs, gpu_mode, gids, volume_labels, path_exists))

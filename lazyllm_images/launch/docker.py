@@ -8,8 +8,10 @@ exactly in golden files and serialise to JSON.
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 from . import gpu as gpu_mod
 from .spec import LaunchSpec, MountSpec
@@ -170,17 +172,20 @@ def _command_tail(spec: LaunchSpec) -> list[str]:
     return tail + list(spec.command)
 
 
-def _render(spec: LaunchSpec, gpu_mode: str, gids: dict[str, int] | None) -> _Call:
+Gids = Mapping[str, Sequence[int]]          # host device node -> the groups owning it (host.device_gids)
+Exists = Callable[[str], bool]
+
+
+def _render(spec: LaunchSpec, gpu_mode: str, gids: Gids | None, path_exists: Exists) -> _Call:
     rendering = gpu_mod.render(spec.gpus, gpu_mode)
     if gids:
-        rendering = gpu_mod.with_group_ids(rendering, gids)
+        rendering = gpu_mod.with_device_groups(rendering, gids)
     call = _Call()
     add_identity(call, spec)
     add_security(call, spec)
     add_env(call, spec, rendering.env)
     add_ports(call, spec)
-    add_mounts(call, tuple(spec.mounts) + tuple(m for m in rendering.mounts if m.target not in
-                                                {x.target for x in spec.mounts}))
+    add_mounts(call, gpu_mod.container_mounts(spec.mounts, rendering.mounts, path_exists))
     add_gpus(call, rendering)
     add_devices(call, spec, rendering)
     add_resources(call, spec)
@@ -191,19 +196,23 @@ def _render(spec: LaunchSpec, gpu_mode: str, gids: dict[str, int] | None) -> _Ca
     return call
 
 
-def container_kwargs(spec: LaunchSpec, gpu_mode: str = "runtime", gids: dict[str, int] | None = None) -> dict:
+def container_kwargs(spec: LaunchSpec, gpu_mode: str = "runtime", gids: Gids | None = None,
+                     path_exists: Exists = os.path.exists) -> dict:
     """Keyword arguments for docker-py ``client.containers.create(**kwargs)`` (``detach`` included: drop it for
-    ``create``, keep it for ``run``)."""
-    return _render(spec, gpu_mode, gids).kwargs
+    ``create``, keep it for ``run``). ``gids``: the groups owning the host's device nodes (``host.device_gids``),
+    added by number instead of the names; ``path_exists``: optional driver mounts absent from the host are left
+    out."""
+    return _render(spec, gpu_mode, gids, path_exists).kwargs
 
 
-def run_argv(spec: LaunchSpec, gpu_mode: str = "runtime", gids: dict[str, int] | None = None,
-             docker: str = "docker") -> list[str]:
+def run_argv(spec: LaunchSpec, gpu_mode: str = "runtime", gids: Gids | None = None, docker: str = "docker",
+             path_exists: Exists = os.path.exists) -> list[str]:
     """The ``docker run`` argv that does what ``container_kwargs`` does."""
-    call = _render(spec, gpu_mode, gids)
+    call = _render(spec, gpu_mode, gids, path_exists)
     return [docker, "run", *call.argv, spec.image, *_command_tail(spec)]
 
 
-def dry_run_text(spec: LaunchSpec, gpu_mode: str = "runtime", gids: dict[str, int] | None = None) -> str:
-    """``run_argv`` quoted for a POSIX shell (for ``--dry-run``)."""
-    return shlex.join(run_argv(spec, gpu_mode, gids))
+def dry_run_text(spec: LaunchSpec, gpu_mode: str = "runtime", gids: Gids | None = None,
+                 path_exists: Exists = os.path.exists) -> str:
+    """``run_argv`` quoted for a POSIX shell (for ``--dry-run``: the mounts it shows are those the host has)."""
+    return shlex.join(run_argv(spec, gpu_mode, gids, path_exists=path_exists))

@@ -3,23 +3,25 @@
 ``resolve`` turns what the user said (``--gpus``, or nothing) into a concrete request for a framework on a host;
 ``render`` turns a concrete request into the pieces each target needs (engine device requests, ``docker run``
 flags, CDI names, compose reservations, device nodes, env); ``k8s_limits`` gives the Kubernetes resource limits;
-``check_driver`` refuses a launch that cannot work (never a silent CPU fallback). Pure: host facts come in as values.
+``container_mounts`` the mounts every renderer shows. Whether it can work on this host (``gpu_route``,
+``check_driver``, ``check_compute_capability``) is ``gpu_checks``' business, re-exported here. Pure: host facts
+come in as values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Sequence
+import os
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Sequence
 
 from ..errors import LaunchError, UsageError
-from ..host import HostFacts, NvidiaFacts
-from .spec import GpuRequest, MountSpec, Ulimit
+from ..host import HostFacts
+from .gpu_checks import (DOCTOR_HINT, TOOLKIT_FIX, GpuRoute, check_compute_capability, check_cuda_driver,  # noqa: F401
+                         check_devices, check_driver, choose_gpu_mode, driver_runs_cuda, gpu_route)
+from .spec import GpuRequest, MountSpec, Ulimit, is_mig
 
 MODES = ("runtime", "cdi")          # runtime: --gpus / DeviceRequest(driver=nvidia); cdi: nvidia.com/gpu=...
 CDI_KIND = "nvidia.com/gpu"
-DOCTOR_HINT = "run 'lazyllm doctor' to see what the host's GPU stack lacks"
-TOOLKIT_FIX = ("install nvidia-container-toolkit, then 'sudo nvidia-ctk runtime configure --runtime=docker && "
-               "sudo systemctl restart docker' (or 'sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml')")
 GPU_ULIMITS = (Ulimit("memlock", -1, -1), Ulimit("stack", 67108864, 67108864))
 AMD_DEVICES = ("/dev/kfd", "/dev/dri")
 AMD_GROUPS = ("video", "render")
@@ -64,11 +66,13 @@ def host_vendor(host: HostFacts) -> str | None:
 
 
 def resolve(request: GpuRequest, need: str, host: HostFacts, *, framework: str,
-            vendors: Sequence[str] = ("nvidia",), ascend_indexes: Sequence[int] = ()) -> GpuRequest:
+            vendors: Sequence[str] = ("nvidia",), ascend_indexes: Sequence[int] = (),
+            min_compute_capability: str | None = None) -> GpuRequest:
     """A concrete request for ``framework`` (``need``: required | optional | none) on ``host``.
 
     Nothing said (auto): all accelerators when the framework needs or can use them and the host has some,
-    else none. An explicit request the framework cannot honour is a UsageError, never a quiet CPU run.
+    else none. An explicit request the framework cannot honour is a UsageError, never a quiet CPU run; NVIDIA
+    GPUs below ``min_compute_capability`` (the framework's ``needs``) are a LaunchError naming them.
     """
     vendor = host_vendor(host)
     if request.kind == "auto":
@@ -93,6 +97,7 @@ def resolve(request: GpuRequest, need: str, host: HostFacts, *, framework: str,
         if not ascend_indexes:
             raise LaunchError("no Ascend NPU found for --gpus all", DOCTOR_HINT)
         request = GpuRequest("devices", devices=tuple(str(i) for i in ascend_indexes), vendor="ascend")
+    check_compute_capability(host.nvidia, request, min_compute_capability, framework)
     return request
 
 
@@ -104,11 +109,6 @@ def ascend_indexes(device_paths: Sequence[str]) -> tuple[int, ...]:
         if tail.isdigit():
             out.append(int(tail))
     return tuple(sorted(out))
-
-
-def choose_mode(nvidia_runtime: bool, cdi_specs: Sequence[str]) -> str:
-    """The engine's NVIDIA runtime when registered (``--gpus``), else CDI names when a spec exists."""
-    return "runtime" if nvidia_runtime or not cdi_specs else "cdi"
 
 
 # ------------------------------------------------------------------ concrete request -> targets
@@ -172,6 +172,9 @@ def _reservation(request: GpuRequest) -> dict:
 
 
 def _render_amd(request: GpuRequest) -> GpuRendering:
+    if any(is_mig(d) for d in request.devices):
+        raise UsageError("MIG devices (0:1, MIG-...) are NVIDIA's; AMD GPUs are chosen by index or UUID",
+                         "e.g. --gpus 0,1")
     env = {}
     if request.kind != "all":
         ids = [str(i) for i in range(request.count)] if request.kind == "count" else list(request.devices)
@@ -198,15 +201,32 @@ def _device_args(devices: Sequence[str], groups: Sequence[str]) -> tuple[str, ..
     return tuple(a for d in devices for a in ("--device", d)) + tuple(a for g in groups for a in ("--group-add", g))
 
 
-def with_group_ids(rendering: GpuRendering, gids: Mapping[str, int]) -> GpuRendering:
-    """Swap group names for the host's numeric ids (a name must exist in the image's /etc/group)."""
-    groups = tuple(str(gids.get(g, g)) for g in rendering.group_add)
+def with_device_groups(rendering: GpuRendering, device_gids: Mapping[str, Sequence[int]]) -> GpuRendering:
+    """The ``--group-add`` names (HwHiAiUser, video, render) replaced by the numeric groups that own the
+    rendering's device nodes on the host (``host.device_gids``): the image's /etc/group may lack the name, or give
+    it another number. Root's group is never added. Without facts about these devices the names stay."""
+    known = [d for d in rendering.devices if d in device_gids]
+    if not known:
+        return rendering
+    gids: list[str] = []
+    for d in known:
+        gids += [str(g) for g in device_gids[d] if g != 0 and str(g) not in gids]
     args = list(rendering.run_args)
-    for i, a in enumerate(args[:-1]):
-        if a == "--group-add":
-            args[i + 1] = str(gids.get(args[i + 1], args[i + 1]))
-    return GpuRendering(rendering.env, rendering.device_requests, tuple(args), rendering.cdi_devices,
-                        rendering.reservations, rendering.devices, groups, rendering.mounts)
+    while "--group-add" in args:
+        i = args.index("--group-add")
+        del args[i:i + 2]
+    args += [a for g in gids for a in ("--group-add", g)]
+    return replace(rendering, group_add=tuple(gids), run_args=tuple(args))
+
+
+def container_mounts(spec_mounts: Sequence[MountSpec], extra: Sequence[MountSpec] = (),
+                     path_exists: Callable[[str], bool] = os.path.exists) -> tuple[MountSpec, ...]:
+    """The mounts a container gets, for every renderer: the spec's, then ``extra`` (a GPU rendering's driver
+    mounts) at targets the spec leaves free; an ``optional`` bind whose host path ``path_exists`` denies is left
+    out (the engine refuses a missing bind source)."""
+    taken = {m.target for m in spec_mounts}
+    out = list(spec_mounts) + [m for m in extra if m.target not in taken]
+    return tuple(m for m in out if not (m.optional and m.kind == "bind" and not path_exists(m.source)))
 
 
 def k8s_limits(request: GpuRequest) -> dict[str, int]:
@@ -216,6 +236,11 @@ def k8s_limits(request: GpuRequest) -> dict[str, int]:
     if request.kind == "count":
         return {K8S_RESOURCE[request.vendor]: request.count}
     if request.kind == "devices":
+        if any(is_mig(d) for d in request.devices):
+            raise UsageError(f"Kubernetes hands out MIG devices as resources such as nvidia.com/mig-1g.10gb, not "
+                             f"by id ({request.to_arg()}); lazyllm cannot tell which profile that is",
+                             "ask for a count (--gpus 1) and edit the resource to the MIG profile the device "
+                             "plugin offers ('kubectl describe node' lists them)")
         if all(d.isdigit() for d in request.devices):
             raise UsageError(f"Kubernetes cannot pin GPUs by index ({request.to_arg()})",
                              f"ask for a count instead (--gpus {len(request.devices)}); the device plugin picks "
@@ -226,35 +251,7 @@ def k8s_limits(request: GpuRequest) -> dict[str, int]:
                      "ask for a count (e.g. --gpus 1); the device plugin hands out that many")
 
 
-# ------------------------------------------------------------------ will it work on this host?
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
-
-
-def check_driver(image_cuda: str | None, host: NvidiaFacts, gpus: GpuRequest, *, nvidia_runtime: bool,
-                 cdi_specs: Sequence[str] = (), mode: str | None = None) -> None:
-    """Raise LaunchError when an NVIDIA launch cannot work here: no GPU, missing GPUs, a driver older than the
-    image's CUDA, or no way for the engine to hand GPUs to containers. Nothing to check for CPU launches."""
-    if not gpus.wants_gpu or gpus.vendor != "nvidia":
-        return
-    if not host.present or not host.gpus:
-        raise LaunchError(f"GPUs were requested (--gpus {gpus.to_arg()}) but this host has no NVIDIA GPU "
-                          f"({host.reason or 'none found'})",
-                          f"{DOCTOR_HINT}; to run on the CPU say so: --gpus none, or --framework vllm-cpu")
-    _check_devices(host, gpus)
-    if image_cuda and host.cuda_driver and _version(host.cuda_driver) < _version(image_cuda):
-        raise LaunchError(f"the image needs CUDA {image_cuda} but the NVIDIA driver {host.driver_version} runs "
-                          f"CUDA {host.cuda_driver} at most",
-                          f"upgrade the driver, or install for an older CUDA (lazyllm install --cuda "
-                          f"{host.cuda_driver} ...); {DOCTOR_HINT}")
-    if mode == "cdi" and not cdi_specs:
-        raise LaunchError("CDI mode was chosen but no CDI spec declares nvidia.com/gpu",
-                          f"'sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml'; {DOCTOR_HINT}")
-    if not nvidia_runtime and not cdi_specs:
-        raise LaunchError("GPUs are present but the engine has neither the NVIDIA runtime nor a CDI spec",
-                          f"{TOOLKIT_FIX}; {DOCTOR_HINT}")
-
+# ------------------------------------------------------------------ other accelerators on this host
 
 def check_host(gpus: GpuRequest, host: HostFacts) -> None:
     """Raise LaunchError when AMD or Ascend accelerators are requested on a host without them (NVIDIA requests
@@ -263,28 +260,3 @@ def check_host(gpus: GpuRequest, host: HostFacts) -> None:
         raise LaunchError("AMD GPUs were requested but this host has no /dev/kfd", DOCTOR_HINT)
     if gpus.wants_gpu and gpus.vendor == "ascend" and not host.ascend:
         raise LaunchError("Ascend NPUs were requested but this host has no /dev/davinci device", DOCTOR_HINT)
-
-
-def _check_devices(host: NvidiaFacts, gpus: GpuRequest) -> None:
-    have = len(host.gpus)
-    if gpus.kind == "count" and gpus.count > have:
-        raise LaunchError(f"--gpus {gpus.count} asks for more GPUs than this host has ({have})",
-                          f"ask for at most {have}; {DOCTOR_HINT}")
-    indexes = {str(g.index) for g in host.gpus}
-    uuids = {g.uuid for g in host.gpus}
-    for d in gpus.devices:
-        if d.isdigit() and d not in indexes:
-            raise LaunchError(f"there is no GPU {d} on this host (indexes: {', '.join(sorted(indexes))})",
-                              DOCTOR_HINT)
-        if d.startswith("GPU-") and d not in uuids:
-            raise LaunchError(f"no GPU on this host has UUID {d}", DOCTOR_HINT)
-
-
-def check_compute_capability(host: NvidiaFacts, minimum: str, framework: str) -> None:
-    """Raise when no visible GPU reaches ``minimum`` (e.g. vllm needs 7.0)."""
-    best = max((_version(g.compute_capability) for g in host.gpus), default=())
-    if host.present and best and best < _version(minimum):
-        names = ", ".join(sorted({f"{g.name} ({g.compute_capability})" for g in host.gpus}))
-        raise LaunchError(f"{framework} needs compute capability {minimum} or newer; this host has {names}",
-                          f"use another framework (e.g. --framework lmdeploy) or the CPU (--framework vllm-cpu); "
-                          f"{DOCTOR_HINT}")

@@ -9,8 +9,9 @@ tmpfs and the sized /dev/shm memory-backed emptyDirs. Labels whose values Kubern
 from __future__ import annotations
 
 import math
+import os
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 from . import gpu as gpu_mod
 from .spec import LaunchSpec, MountSpec
@@ -103,8 +104,9 @@ def _notes(spec: LaunchSpec) -> list[str]:
     return notes
 
 
-def container(spec: LaunchSpec) -> tuple[dict, list[dict], dict]:
-    """(container, pod volumes, pod-level fields)."""
+def container(spec: LaunchSpec, path_exists: Callable[[str], bool] = os.path.exists) -> tuple[dict, list[dict], dict]:
+    """(container, pod volumes, pod-level fields). ``path_exists``: optional driver paths (Ascend's dcmi,
+    npu-smi) are mounted only where it finds them; pass the nodes' answer when it differs from this host's."""
     c: dict = {"name": k8s_name(spec.name), "image": spec.image, "imagePullPolicy": "IfNotPresent"}
     if spec.entrypoint is not None:
         c["command"] = list(spec.entrypoint)
@@ -117,9 +119,8 @@ def container(spec: LaunchSpec) -> tuple[dict, list[dict], dict]:
     if spec.ports:
         c["ports"] = [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol.upper()}
                       for p in spec.ports]
-    mounts = list(spec.mounts)
-    if spec.gpus.vendor == "ascend" and spec.gpus.wants_gpu:
-        mounts += [m for m in gpu_mod.ASCEND_DRIVER_MOUNTS if m.target not in {x.target for x in mounts}]
+    driver = gpu_mod.ASCEND_DRIVER_MOUNTS if spec.gpus.vendor == "ascend" and spec.gpus.wants_gpu else ()
+    mounts = list(gpu_mod.container_mounts(spec.mounts, driver, path_exists))
     if spec.shm_size:
         mounts.append(MountSpec("tmpfs", "/dev/shm", purpose="shm"))
     pairs = [_volume(m, i) for i, m in enumerate(mounts)]
@@ -145,11 +146,12 @@ def container(spec: LaunchSpec) -> tuple[dict, list[dict], dict]:
     return c, volumes, pod
 
 
-def manifests(specs: Sequence[LaunchSpec], namespace: str | None = None) -> list[dict]:
+def manifests(specs: Sequence[LaunchSpec], namespace: str | None = None,
+              path_exists: Callable[[str], bool] = os.path.exists) -> list[dict]:
     """A Deployment (and, when it publishes ports, a Service) per spec."""
     out: list[dict] = []
     for spec in specs:
-        c, volumes, pod = container(spec)
+        c, volumes, pod = container(spec, path_exists)
         labels = _labels(spec)
         selector = {"app.kubernetes.io/name": labels["app.kubernetes.io/name"]}
         meta: dict = {"name": k8s_name(spec.name), "labels": labels}
@@ -171,14 +173,7 @@ def manifests(specs: Sequence[LaunchSpec], namespace: str | None = None) -> list
     return out
 
 
-def manifests_yaml(specs: Sequence[LaunchSpec], namespace: str | None = None) -> str:
-    import yaml
-    return yaml.dump_all(manifests(specs, namespace), Dumper=_dumper(yaml), sort_keys=False,
-                         default_flow_style=False, width=1000)
-
-
-def _dumper(yaml):
-    class NoAliases(yaml.SafeDumper):
-        def ignore_aliases(self, data):          # repeated dicts are written out, not as &id001 anchors
-            return True
-    return NoAliases
+def manifests_yaml(specs: Sequence[LaunchSpec], namespace: str | None = None,
+                   path_exists: Callable[[str], bool] = os.path.exists) -> str:
+    from .yamltext import dump_all
+    return dump_all(manifests(specs, namespace, path_exists))

@@ -30,8 +30,14 @@ _SIZE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
 
 VENDORS = ("nvidia", "amd", "ascend")
 DEFAULT_CAPABILITIES = ("compute", "utility")
-GPU_FORMS = "all | N (a count) | 0,1 (indexes) | device=0 | GPU-uuid,... | none"
-_UUID = re.compile(r"^(GPU|MIG)-[A-Za-z0-9-]+(/[0-9]+/[0-9]+)?$")
+GPU_FORMS = "all | N (a count) | 0,1 (indexes) | device=0 | GPU-uuid,... | 0:1 or MIG-uuid (MIG devices) | none"
+_UUID = re.compile(r"^(GPU|MIG)-[A-Za-z0-9-]+(/[0-9]+/[0-9]+)?$")     # MIG-GPU-<uuid>/gi/ci: drivers before R470
+_MIG_INDEX = re.compile(r"^([0-9]+):([0-9]+)$")                       # GPU 0's MIG device 1, as the toolkit takes it
+
+
+def is_mig(device: str) -> bool:
+    """A MIG device id: ``0:1`` or a ``MIG-`` UUID."""
+    return device.startswith("MIG-") or bool(_MIG_INDEX.match(device))
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,8 @@ class GpuRequest:
     @classmethod
     def parse(cls, text: str | None, vendor: str = "nvidia",
               capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES) -> "GpuRequest":
-        """``--gpus`` text: all | N | 0,1 | device=0,1 | GPU-uuid,... | none; None or "" is ``auto``."""
+        """``--gpus`` text: all | N | 0,1 | device=0,1 | GPU-uuid,... | 0:1 | MIG-uuid | none; None or "" is
+        ``auto``."""
         raw = (text or "").strip()
         word = raw.lower()
         if word in ("", "auto"):
@@ -86,7 +93,7 @@ class GpuRequest:
                                  "say --gpus none for no GPU, or --gpus device=0 for the first")
             return cls("count", count=int(word), vendor=vendor, capabilities=capabilities)
         body = raw[len("device="):] if word.startswith("device=") else raw
-        if "," not in body and not word.startswith("device=") and not _UUID.match(body):
+        if "," not in body and not word.startswith("device=") and not (_UUID.match(body) or _MIG_INDEX.match(body)):
             raise _gpu_usage(text)
         return cls("devices", devices=_device_ids(body, text), vendor=vendor, capabilities=capabilities)
 
@@ -123,8 +130,11 @@ def _device_ids(body: str, text: str | None) -> tuple[str, ...]:
     ids: list[str] = []
     for item in body.split(","):
         item = item.strip()
+        mig = _MIG_INDEX.match(item) if item.isascii() else None
         if item.isascii() and item.isdigit():
             item = str(int(item))
+        elif mig:
+            item = f"{int(mig[1])}:{int(mig[2])}"
         elif not _UUID.match(item):
             raise _gpu_usage(text)
         if item in ids:

@@ -252,14 +252,12 @@ def choose_flash_attn(sel: Selection, recipes: RecipeSet, base: BaseRecipe, pyth
 # ---------------------------------------------------------------- the whole choice
 
 def check_driver(base: BaseRecipe, host: HostFacts, recipes: RecipeSet, why: str) -> None:
-    if base.accelerator != "nvidia" or not host.nvidia.present or not host.nvidia.cuda_driver:
-        return
-    if Version(base.cuda) > Version(host.nvidia.cuda_driver):
-        need = compat.min_driver(recipes, base.cuda)
-        raise PlanError(f"the host driver {host.nvidia.driver_version} runs CUDA <= {host.nvidia.cuda_driver}, "
-                        f"but this plan needs CUDA {base.cuda}{why}",
-                        (f"upgrade the driver to >= {need}, " if need else "upgrade the driver, ")
-                        + f"or pass --cuda {host.nvidia.cuda_driver}")
+    """The host's driver runs the plan's CUDA: ``launch.gpu_checks.check_cuda_driver`` decides (at launch too),
+    with the driver to install from recipes/compat/drivers.yaml."""
+    from ..launch.gpu_checks import check_cuda_driver
+    if base.accelerator == "nvidia":
+        check_cuda_driver(base.cuda, host.nvidia, min_driver=compat.min_driver(recipes, base.cuda),
+                          what="this plan", why=why, error=PlanError)
 
 
 def choose(sel: Selection, recipes: RecipeSet, base: BaseRecipe, build: BuildOptions, host: HostFacts) -> Choice:

@@ -68,6 +68,20 @@ def test_gpu_blocks():
     assert "deploy" not in none and none["environment"]["NVIDIA_VISIBLE_DEVICES"] == "void"
 
 
+def test_mig_and_optional_mounts():
+    mig = compose.compose_dict([model(gpus=GpuRequest.parse("0:1,MIG-aaaa"))])["services"]["m"]
+    assert mig["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "device_ids": ["0:1", "MIG-aaaa"], "capabilities": ["gpu"]}]
+    cdi = compose.compose_dict([model(gpus=GpuRequest.parse("0:1"))], gpu_mode="cdi")["services"]["m"]
+    assert cdi["devices"] == ["nvidia.com/gpu=0:1"]
+    ascend = model(gpus=GpuRequest("devices", devices=("0",), vendor="ascend"))
+    svc = compose.compose_dict([ascend], gids={"/dev/davinci0": (1001,)},
+                               path_exists=lambda path: path != "/usr/local/dcmi")["services"]["m"]
+    targets = [v["target"] for v in svc["volumes"]]
+    assert "/usr/local/Ascend/driver" in targets and "/usr/local/dcmi" not in targets
+    assert svc["group_add"] == ["1001"]
+
+
 def test_network_modes():
     assert compose.compose_dict([model(network="none")])["services"]["m"]["network_mode"] == "none"
     assert "network_mode" not in compose.compose_dict([model(network="lazyllm-x")])["services"]["m"]

@@ -137,12 +137,54 @@ def test_cdi_mode_and_ipc_host():
 
 def test_amd_devices_and_group_ids():
     spec = full_spec(gpus=GpuRequest.parse("all", "amd"), group_add=("44",))
-    kw = render.container_kwargs(spec, gids={"video": 44, "render": 109})
+    gids = {"/dev/kfd": (109,), "/dev/dri": (44, 109)}
+    kw = render.container_kwargs(spec, gids=gids)
     assert kw["devices"] == ["/dev/kfd:/dev/kfd:rwm", "/dev/dri:/dev/dri:rwm", "/dev/fuse:/dev/fuse:rwm"]
-    assert kw["group_add"] == ["44", "109"] and "device_requests" not in kw
-    argv = render.run_argv(spec, gids={"video": 44, "render": 109})
+    assert kw["group_add"] == ["109", "44"] and "device_requests" not in kw
+    argv = render.run_argv(spec, gids=gids)
     assert argv.count("--group-add") == 2 and argv.count("--device") == 3
     engine_config(kw)
+
+
+ASCEND = dict(gpus=GpuRequest("devices", devices=("0",), vendor="ascend"), group_add=())
+
+
+def test_ascend_groups_by_the_device_files_number():
+    """The image's /etc/group may lack HwHiAiUser: the group owning /dev/davinci* on the host goes by number."""
+    gids = {"/dev/davinci0": (1001,), "/dev/davinci_manager": (1001,), "/dev/hisi_hdc": (0,)}
+    kw = render.container_kwargs(full_spec(**ASCEND), gids=gids)
+    argv = render.run_argv(full_spec(**ASCEND), gids=gids)
+    assert kw["group_add"] == ["1001"] and argv[argv.index("--group-add") + 1] == "1001"
+    assert "HwHiAiUser" not in argv and engine_config(kw)["HostConfig"]["GroupAdd"] == ["1001"]
+
+
+def test_absent_optional_mounts_are_left_out():
+    """/usr/local/dcmi and npu-smi are optional: a missing one is not a bind the engine would refuse."""
+    absent = {"/usr/local/dcmi", "/usr/local/sbin/npu-smi"}
+    def exists(path):
+        return path not in absent
+    spec = full_spec(**ASCEND)
+    targets = [m["Target"] for m in render.container_kwargs(spec, path_exists=exists)["mounts"]]
+    assert "/usr/local/Ascend/driver" in targets and "/etc/ascend_install.info" in targets
+    assert not absent & set(targets)
+    text = render.dry_run_text(spec, path_exists=exists)
+    assert "/usr/local/dcmi" not in text and "source=/usr/local/Ascend/driver" in text
+    everything = render.container_kwargs(spec, path_exists=lambda path: True)["mounts"]
+    assert {m["Target"] for m in everything} >= absent
+    gone = render.container_kwargs(spec, path_exists=lambda path: False)["mounts"]     # required mounts stay
+    assert "/usr/local/Ascend/driver" in [m["Target"] for m in gone] and "/model" in [m["Target"] for m in gone]
+
+
+@pytest.mark.parametrize("text", ["0:1", "MIG-0f4a6c4e-5a7e", "device=0:1,MIG-0f4a6c4e-5a7e"])
+def test_mig_devices(text):
+    spec = full_spec(gpus=GpuRequest.parse(text))
+    ids = list(spec.gpus.devices)
+    kw = render.container_kwargs(spec)
+    assert kw["device_requests"] == [{"driver": "nvidia", "capabilities": [["gpu"]], "device_ids": ids}]
+    assert engine_config(kw)["HostConfig"]["DeviceRequests"][0]["DeviceIDs"] == ids
+    assert f"--gpus '\"device={','.join(ids)}\"'" in render.dry_run_text(spec)
+    cdi = render.container_kwargs(spec, gpu_mode="cdi")["device_requests"]
+    assert cdi == [{"driver": "cdi", "device_ids": [f"nvidia.com/gpu={i}" for i in ids]}]
 
 
 def test_ascend_driver_mounts_join_the_spec_mounts():

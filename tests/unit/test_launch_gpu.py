@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import posixpath
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lazyllm_images.errors import LaunchError, UsageError
-from lazyllm_images.host import Gpu, HostFacts, NvidiaFacts
+from lazyllm_images.host import Gpu, GpuPlumbing, HostFacts, NvidiaFacts
 from lazyllm_images.launch import gpu
 from lazyllm_images.launch.spec import GpuRequest
 
@@ -100,10 +102,14 @@ def test_ascend():
         gpu.render(req("all", "ascend"))
 
 
-def test_group_ids_replace_names():
-    r = gpu.with_group_ids(gpu.render(req("all", "amd")), {"video": 44, "render": 109})
-    assert r.group_add == ("44", "109")
-    assert r.run_args[-4:] == ("--group-add", "44", "--group-add", "109")
+def test_device_groups_replace_names():
+    r = gpu.with_device_groups(gpu.render(req("all", "amd")), {"/dev/kfd": (109,), "/dev/dri": (44, 109)})
+    assert r.group_add == ("109", "44")
+    assert r.run_args[-4:] == ("--group-add", "109", "--group-add", "44") and r.run_args.count("--group-add") == 2
+    ascend = gpu.render(req("device=0", "ascend"))
+    got = gpu.with_device_groups(ascend, {"/dev/davinci0": (1001,), "/dev/davinci_manager": (0, 1001)})
+    assert got.group_add == ("1001",) and "HwHiAiUser" not in got.run_args        # root's group never added
+    assert gpu.with_device_groups(ascend, {}) == ascend                           # no facts: the names stay
 
 
 @pytest.mark.parametrize("text,limits", [("none", {}), ("2", {"nvidia.com/gpu": 2})])
@@ -170,16 +176,17 @@ def test_ascend_indexes_from_device_paths():
     assert gpu.ascend_indexes(["/dev/davinci2", "/dev/davinci0", "/dev/davinci_manager"]) == (0, 2)
 
 
-def test_choose_mode():
-    assert gpu.choose_mode(True, []) == "runtime"
-    assert gpu.choose_mode(False, ["/etc/cdi/nvidia.yaml"]) == "cdi"
-    assert gpu.choose_mode(True, ["/etc/cdi/nvidia.yaml"]) == "runtime"
-
-
 # ------------------------------------------------------------------ the driver check
 
+def plumbing(runtime: bool, cdi=()) -> GpuPlumbing:
+    """An engine with the ``nvidia`` runtime registered or not, and CDI on (its folders hold ``cdi``) or off."""
+    info = {"Runtimes": {"runc": {}, **({"nvidia": {}} if runtime else {})},
+            "CDISpecDirs": sorted({posixpath.dirname(c) for c in cdi})}
+    return GpuPlumbing.from_info(info, cdi_specs=list(cdi))
+
+
 def check(image_cuda="12.1", host=NV, gpus="all", runtime=True, cdi=(), mode=None):
-    gpu.check_driver(image_cuda, host, req(gpus), nvidia_runtime=runtime, cdi_specs=cdi, mode=mode)
+    gpu.check_driver(image_cuda, host, req(gpus), plumbing=plumbing(runtime, cdi), mode=mode)
 
 
 def test_driver_ok():
@@ -187,11 +194,11 @@ def test_driver_ok():
     check(image_cuda="12.2")
     check(image_cuda=None, gpus="0,1")
     check(runtime=False, cdi=["/etc/cdi/nvidia.yaml"], mode="cdi")
-    gpu.check_driver("13.0", CPU_HOST.nvidia, GpuRequest.none(), nvidia_runtime=False)   # CPU: nothing to check
+    gpu.check_driver("13.0", CPU_HOST.nvidia, GpuRequest.none(), plumbing=plumbing(False))   # CPU: nothing to check
 
 
 def test_old_driver_points_at_doctor():
-    with pytest.raises(LaunchError, match="CUDA 12.4 but the NVIDIA driver 535.104 runs CUDA 12.2") as err:
+    with pytest.raises(LaunchError, match="driver 535.104 runs CUDA <= 12.2, but the image needs CUDA 12.4") as err:
         check(image_cuda="12.4")
     assert "lazyllm doctor" in err.value.hint and "--cuda 12.2" in err.value.hint
     with pytest.raises(LaunchError):
@@ -215,7 +222,7 @@ def test_missing_gpus():
 
 
 def test_no_runtime_no_cdi():
-    with pytest.raises(LaunchError, match="neither the NVIDIA runtime nor a CDI spec") as err:
+    with pytest.raises(LaunchError, match="neither the engine's --gpus .* nor a CDI spec") as err:
         check(runtime=False)
     assert "nvidia-ctk" in err.value.hint and "lazyllm doctor" in err.value.hint
     with pytest.raises(LaunchError, match="CDI mode"):
@@ -232,11 +239,6 @@ def test_amd_and_ascend_need_their_devices():
     assert "lazyllm doctor" in err.value.hint
 
 
-def test_compute_capability():
-    gpu.check_compute_capability(NV, "7.0", "vllm")
-    old = NvidiaFacts(True, "", "470", "11.4", (Gpu(0, "GPU-x", "Tesla P100", 16280, "6.0"),))
-    with pytest.raises(LaunchError, match="7.0"):
-        gpu.check_compute_capability(old, "7.0", "vllm")
 
 
 @given(st.integers(1, 8), st.sampled_from(["runtime", "cdi"]))

@@ -64,6 +64,21 @@ def test_device_selection_is_refused(gpus):
     assert "count" in err.value.hint
 
 
+@pytest.mark.parametrize("gpus", ["0:1", "MIG-aaaa-1111"])
+def test_mig_is_refused_with_the_resource_it_takes(gpus):
+    with pytest.raises(UsageError, match="nvidia.com/mig-1g.10gb") as err:
+        k8s.manifests([spec(gpus=GpuRequest.parse(gpus))])
+    assert "count" in err.value.hint
+
+
+def test_absent_optional_driver_paths_are_not_mounted():
+    ascend = spec(gpus=GpuRequest("count", count=1, vendor="ascend"))
+    c = k8s.manifests([ascend], path_exists=lambda path: path != "/usr/local/sbin/npu-smi")[0][
+        "spec"]["template"]["spec"]["containers"][0]
+    paths = [m["mountPath"] for m in c["volumeMounts"]]
+    assert "/usr/local/dcmi" in paths and "/usr/local/sbin/npu-smi" not in paths
+
+
 def test_ascend_and_amd_resources():
     ascend = k8s.manifests([spec(gpus=GpuRequest("count", count=1, vendor="ascend"))])[0]
     c = ascend["spec"]["template"]["spec"]["containers"][0]

@@ -22,6 +22,9 @@ UUID = "GPU-11111111-2222-3333-4444-555555555555"
     ("0, 02", "devices", 0, ("0", "2")),
     (UUID, "devices", 0, (UUID,)), (f"{UUID},GPU-abc", "devices", 0, (UUID, "GPU-abc")),
     ("MIG-GPU-aaaa/1/0", "devices", 0, ("MIG-GPU-aaaa/1/0",)),
+    ("0:1", "devices", 0, ("0:1",)), ("device=0:1", "devices", 0, ("0:1",)), ("00:01,1", "devices", 0, ("0:1", "1")),
+    ("MIG-0f4a6c4e-5a7e-5c2b", "devices", 0, ("MIG-0f4a6c4e-5a7e-5c2b",)),
+    ("device=MIG-aaaa,0:2", "devices", 0, ("MIG-aaaa", "0:2")),
 ])
 def test_parse_forms(text, kind, count, devices):
     req = GpuRequest.parse(text)
@@ -29,7 +32,8 @@ def test_parse_forms(text, kind, count, devices):
     assert req.capabilities == ("compute", "utility") and req.vendor == "nvidia"
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "two", "0,x", "0,0", "device=", "GPU", "1.5", "count=a", "0,,1"])
+@pytest.mark.parametrize("text", ["0", "-1", "two", "0,x", "0,0", "device=", "GPU", "1.5", "count=a", "0,,1",
+                                  "0:", ":1", "0:1:2", "0:1,00:1", "MIG"])
 def test_parse_rejects(text):
     with pytest.raises(UsageError) as err:
         GpuRequest.parse(text)
