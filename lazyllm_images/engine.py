@@ -148,12 +148,8 @@ def runtime_labels(kind: str, **extra: str) -> dict[str, str]:
     """Labels for containers, volumes and networks: ``labels()`` plus ``LAZYLLM_LABELS`` ("k=v,k2=v2"), which
     lets a CI job or a test run mark (and later remove) everything it launched. Images never get these: they are
     content-addressed and shared."""
-    out = labels(kind, **extra)
-    for pair in filter(None, os.environ.get("LAZYLLM_LABELS", "").split(",")):
-        key, _, value = pair.partition("=")
-        if key.strip():
-            out[key.strip()] = value.strip()
-    return out
+    from .launch.spec import labels_from_env
+    return {**labels(kind, **extra), **labels_from_env(os.environ.get("LAZYLLM_LABELS"))}
 
 
 def managed_filter(kind: str | None = None, **extra: str) -> dict:

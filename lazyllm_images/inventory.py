@@ -100,7 +100,14 @@ def _in_use() -> set[str]:
 
 def prune(dry_run: bool = False, prune_all: bool = False, echo=print) -> list[str]:
     """Remove layer images no stack tag reaches (with --all: stacks and their layers too), never a base, never an
-    image a container uses, never anything without the tool's labels."""
+    image a container uses, never anything without the tool's labels; never while an install is building (its
+    new layers are not tagged into a stack yet)."""
+    from .locks import IMAGES, named_lock
+    with named_lock(IMAGES, on_wait=lambda: echo("waiting for the installs in progress to finish")):
+        return _prune(dry_run, prune_all, echo)
+
+
+def _prune(dry_run: bool, prune_all: bool, echo) -> list[str]:
     rows = _rows()
     by_ref = _index(rows)
     keep: set[str] = set()

@@ -27,10 +27,20 @@ def package_dir() -> Path:
     return _PKG
 
 
+def state_path() -> Path:
+    """Per-user state: build logs, contexts, generated service files. ``LAZYLLM_HOME`` overrides. (No I/O.)"""
+    return Path(os.environ.get("LAZYLLM_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lazyllm"))
+
+
 def state_dir() -> Path:
-    """Per-user state: build logs, contexts, locks. ``LAZYLLM_HOME`` overrides."""
-    base = os.environ.get("LAZYLLM_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lazyllm")
-    path = Path(base)
+    """``state_path()``, created when missing."""
+    path = state_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def service_files_dir(service: str) -> Path:
+    """Where a service's generated files (configs a framework needs, e.g. MindIE's) are written and bind-mounted
+    from; made at launch, removed with the service. (No I/O.)"""
+    return state_path() / "services" / service

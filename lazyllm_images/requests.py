@@ -50,6 +50,7 @@ class LaunchOptions:
     foreground: bool = False
     keep: bool = False
     timeout: float = 600.0
+    auth_token: str | None = None    # the token the service's web routes ask for (chat page, RAG service)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class McpServerRequest:
     pass_environment: bool = False
     sse_port: int = 0
     sse_host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()  # extra Host headers: HOST, HOST:PORT or '*'
     allow_origins: tuple[str, ...] = ()
     auth_token: str | None = None
     isolate: bool = False
@@ -94,5 +96,6 @@ class RunRequest:
     workflow: str | None = None      # path of the JSON graph for target == "workflow"
     embed_model: str | None = None
     rerank_model: str | None = None  # a cross-encoder that reorders retrieved passages (run rag)
+    embed_gpus: str | None = None    # the embedding/reranker servers' GPUs (None: the CPU)
     launch: LaunchOptions = field(default_factory=LaunchOptions)
     build: BuildOptions = field(default_factory=BuildOptions)

@@ -90,9 +90,9 @@ def ensure_network(service: str) -> str:
 
 
 class NetworkInBackground:
-    """``ensure_network`` on a thread, started as soon as the service's name is known: the engine creates the
-    network (80 ms) while this process plans. ``wait()`` before the first container; ``discard()`` when the
-    launch never happens."""
+    """``ensure_network`` on a thread, started before the service's stacks are checked: the engine creates the
+    network (80 ms) meanwhile. ``wait()`` before the first container; ``discard()`` when the launch never
+    happens."""
 
     def __init__(self, service: str) -> None:
         self.service, self.error = service, None
@@ -137,14 +137,15 @@ def with_secret_exec(spec: LaunchSpec) -> LaunchSpec:
     return replace(spec, command=SECRET_EXEC + tuple(spec.command), stdin_open=True)
 
 
-def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None, wrap: bool = True):
+def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None, wrap: bool = True,
+          gids: dict | None = None):
     """Create and start one container. ``secrets`` ({"env": {...}, "files": {"/tmp/x": "..."}}) go through the
     attach socket to runtime.secret_exec, never into the container's config, labels or logs. ``wrap=False``: the
     container's own command reads that JSON line from stdin (the MCP bridge's --secrets-stdin)."""
     secrets = {k: v for k, v in (secrets or {}).items() if v}
     if secrets:
         spec = with_secret_exec(spec) if wrap else replace(spec, stdin_open=True)
-    kwargs = container_kwargs(spec, gpu_mode)
+    kwargs = container_kwargs(spec, gpu_mode, gids=gids)
     kwargs["labels"] = {**kwargs.get("labels", {}), **labels_from_env(os.environ.get("LAZYLLM_LABELS"))}
     if not secrets:                                         # no stdin to attach: the local socket, no docker-py
         container = docker_api.create_and_start(kwargs)
@@ -226,6 +227,7 @@ def wait_healthy(container, health_url: str, timeout: float, on_tick: Callable[[
 
 
 def remove(containers, service: str | None = None) -> None:
+    """Remove ``containers``; with ``service``, also its network and generated files."""
     for c in containers:
         try:
             c.remove(force=True)
@@ -237,6 +239,7 @@ def remove(containers, service: str | None = None) -> None:
                 net.remove()
             except Exception:
                 pass
+        remove_files(service)
 
 
 def ensure_volumes(specs: list[LaunchSpec]) -> None:
@@ -301,9 +304,11 @@ class Running:
         return self.containers[self.service.primary]
 
 
-def up(service: Service, timeout: float, keep: bool = False, network: NetworkInBackground | None = None) -> Running:
+def up(service: Service, timeout: float, keep: bool = False, network: NetworkInBackground | None = None,
+       gids: dict | None = None) -> Running:
     """Start the units in order, each healthy before the next (a job: until it ends); on any failure (or Ctrl-C)
-    remove what was started, unless ``keep``. ``network``: the service's network, already on its way."""
+    remove what was started, unless ``keep``. ``network``: the service's network, already on its way; ``gids``:
+    device node -> owning groups (Ascend, AMD)."""
     units = [replace(u, spec=with_ports(u.spec)) for u in service.units]
     found = urls_of(units)
     units = labelled(units, found, service.primary)
@@ -321,7 +326,7 @@ def up(service: Service, timeout: float, keep: bool = False, network: NetworkInB
     started: list = []
     try:
         for unit in units:
-            container = start(unit.spec, service.gpu_mode, unit.secrets, unit.wrap)
+            container = start(unit.spec, service.gpu_mode, unit.secrets, unit.wrap, gids)
             started.append(container)
             try:
                 if unit.job:

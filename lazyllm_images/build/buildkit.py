@@ -27,8 +27,8 @@ def build_argv(bk: BuildkitClient, ref: str, context: Path, hc: HostConfig, dock
     argv = bk.build_argv() + ["--progress=plain", "--tag", ref, "--file", str(context / dockerfile)]
     for sid, src in sorted(hc.secrets.items()):
         argv += ["--secret", f"id={sid},src={src}"]
-    for key, value in sorted(hc.build_args.items()):
-        argv += ["--build-arg", f"{key}={value}"]
+    for key in sorted(hc.build_args):     # the value comes from the client's environment: never in argv or the log
+        argv += ["--build-arg", key]
     return argv + [str(context)]
 
 

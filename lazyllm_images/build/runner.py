@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .. import engine
 from ..errors import BuildError
-from ..locks import named_lock
+from ..locks import IMAGES, named_lock
 from ..paths import state_dir
 from ..plan import Plan, PlannedLayer
 from ..recipes import RecipeSet, load_recipes
@@ -170,9 +170,12 @@ def build_plan(plan: Plan, build: BuildOptions, recipes: RecipeSet | None = None
     engine.require()
     progress = Progress(plan, verbose=build.verbose)
     ensure_base(plan, build, recipes, progress)
-    with progress:
-        outcome = StackBuilder(plan, build, progress, hc, nvidia_facts().present).run()
-    tag_stack(plan, build, outcome)
+    # shared with other installs, exclusive with prune: no layer built here is removed before the stack tag
+    # below makes it reachable
+    with named_lock(IMAGES, shared=True, on_wait=lambda: progress.note("waiting for a prune to finish")):
+        with progress:
+            outcome = StackBuilder(plan, build, progress, hc, nvidia_facts().present).run()
+        tag_stack(plan, build, outcome)
     if write_lock:
         outcome.lock_file = str(lockfile.write(plan, lock_deltas(plan)))
     if not quiet:

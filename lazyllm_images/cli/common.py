@@ -90,7 +90,7 @@ def launch_options(func):
     opts = [
         click.option("--host", default="127.0.0.1", show_default=True,
                      help="Host address the published ports bind to (0.0.0.0 exposes them to the network)."),
-        click.option("--port", type=click.IntRange(0, 65535), help="Host port (default: a free one, printed)."),
+        click.option("--port", type=click.IntRange(1, 65535), help="Host port (default: a free one, printed)."),
         click.option("--gpus", metavar="SPEC", help="all | N | 0,1 | GPU-UUID,... | none (default: what the "
                      "framework needs)."),
         click.option("--name", metavar="NAME", help="Name of the service (default: derived from the request)."),
@@ -100,6 +100,9 @@ def launch_options(func):
         click.option("--keep", is_flag=True, help="Keep a container that failed to start (for debugging)."),
         click.option("--timeout", type=float, default=600.0, show_default=True,
                      help="Seconds to wait for the service to become healthy."),
+        click.option("--auth-token", envvar="LAZYLLM_AUTH_TOKEN", metavar="TOKEN",
+                     help="Require this token of the chat page's and RAG service's clients ('Authorization: Bearer "
+                     "TOKEN'; the page asks for it once). Also $LAZYLLM_AUTH_TOKEN."),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -107,9 +110,50 @@ def launch_options(func):
 
 
 def make_launch_options(kw: dict) -> LaunchOptions:
-    return LaunchOptions(host=kw.pop("host"), port=kw.pop("port"), gpus=kw.pop("gpus"), name=kw.pop("name"),
-                         dry_run=kw.pop("dry_run"), compose=kw.pop("compose"), foreground=kw.pop("foreground"),
-                         keep=kw.pop("keep"), timeout=kw.pop("timeout"))
+    timeout = kw.pop("timeout")
+    if not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g} is not a positive number of seconds", "e.g. --timeout 600")
+    return LaunchOptions(host=check_host(kw.pop("host")), port=kw.pop("port"), gpus=kw.pop("gpus"),
+                         name=check_name(kw.pop("name")), dry_run=kw.pop("dry_run"), compose=kw.pop("compose"),
+                         foreground=kw.pop("foreground"), keep=kw.pop("keep"), timeout=timeout,
+                         auth_token=check_token(kw.pop("auth_token")))
+
+
+def check_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    if not token.strip() or len(token.split()) != 1:
+        raise UsageError("--auth-token must be one word (no spaces)", "e.g. --auth-token \"$(openssl rand -hex 16)\"")
+    return token.strip()
+
+
+SERVICE_NAME_MAX = 48          # leaves room for the units' suffixes (-model, -rerank, -net) in a 63-character name
+
+
+def check_name(name: str | None) -> str | None:
+    """A service name the engine accepts for its containers and network (and a DNS label, for clusters)."""
+    import re
+    if name is None:
+        return None
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name) or len(name) > SERVICE_NAME_MAX:
+        raise UsageError(f"--name {name!r} is not a valid service name",
+                         f"use lowercase letters, digits and '-' (not first or last), at most {SERVICE_NAME_MAX} "
+                         "characters, e.g. --name my-llm")
+    return name
+
+
+def check_host(host: str) -> str:
+    """``--host``: an IP address of this host to publish on (0.0.0.0 or :: for all)."""
+    import ipaddress
+    text = host.strip().strip("[]")
+    if text == "localhost":
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"--host {host!r} is not an IP address",
+                         "give an address of this host: 127.0.0.1 (default), 0.0.0.0 (all), ::1, or a "
+                         "specific interface's IP") from None
 
 
 def dispatch(request, execute: Callable[[Any], Any]):

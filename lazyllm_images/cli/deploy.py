@@ -8,8 +8,8 @@ import click
 
 from ..errors import UsageError
 from ..requests import FRAMEWORKS, DeployModelRequest, McpServerRequest
-from .common import (BoolWord, DefaultGroup, build_options, dispatch, launch_options, make_build_options,
-                     make_launch_options)
+from .common import (BoolWord, DefaultGroup, build_options, check_host, check_name, dispatch, launch_options,
+                     make_build_options, make_launch_options)
 
 
 def _route(first: str) -> str:
@@ -132,6 +132,14 @@ def check_env_pairs(pairs, command: click.Command) -> tuple[tuple[str, str], ...
     return tuple((k, v) for k, v in pairs)
 
 
+def check_allowed_hosts(ctx, param, values) -> tuple[str, ...]:
+    from ..runtime.netaddr import parse_allowed_host
+    try:
+        return tuple(parse_allowed_host(v) for v in values)
+    except ValueError as exc:
+        raise UsageError(f"--allowed-host: {exc}", "e.g. --allowed-host mcp.example.com or gw.example:8443") from None
+
+
 class McpCommand(click.Command):
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, gather_origins(list(args)))
@@ -146,6 +154,9 @@ class McpCommand(click.Command):
 @click.option("--sse-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Port to serve on (0: a free one, printed).")
 @click.option("--sse-host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="HOST[:PORT]", callback=check_allowed_hosts,
+              help="Also accept this Host header (repeatable): HOST:PORT, HOST (any port), or '*' (no Host check). "
+                   "Beyond loopback this host's addresses and names are accepted already.")
 @click.option("--allow-origin", "allow_origins", multiple=True, metavar="ORIGIN...",
               help="Origins allowed by CORS; several may follow one flag. Without it: no CORS.")
 @click.option("--auth-token", envvar="LAZYLLM_MCP_TOKEN", metavar="TOKEN",
@@ -162,8 +173,8 @@ class McpCommand(click.Command):
 @build_options
 @click.argument("command", metavar="COMMAND", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
-def deploy_mcp_server(command, args, env, pass_environment, sse_port, sse_host, allow_origins, auth_token,
-                      isolate, restart, container, url_file, foreground, dry_run, name, **kw):
+def deploy_mcp_server(command, args, env, pass_environment, sse_port, sse_host, allowed_hosts, allow_origins,
+                      auth_token, isolate, restart, container, url_file, foreground, dry_run, name, **kw):
     """Serve the stdio MCP server started by COMMAND over SSE (/sse) and streamable HTTP (/mcp).
 
     \b
@@ -179,10 +190,11 @@ def deploy_mcp_server(command, args, env, pass_environment, sse_port, sse_host, 
     if args and args[0] == "--":
         args = args[1:]
     request = McpServerRequest(command=command, args=tuple(args), env=tuple(tuple(p) for p in env),
-                               pass_environment=pass_environment, sse_port=sse_port, sse_host=sse_host,
-                               allow_origins=tuple(allow_origins), auth_token=auth_token, isolate=isolate,
-                               restart=restart, container=container, url_file=url_file, foreground=foreground,
-                               dry_run=dry_run, name=name, build=make_build_options(kw))
+                               pass_environment=pass_environment, sse_port=sse_port, sse_host=check_host(sse_host),
+                               allowed_hosts=allowed_hosts, allow_origins=tuple(allow_origins),
+                               auth_token=auth_token, isolate=isolate, restart=restart, container=container,
+                               url_file=url_file, foreground=foreground, dry_run=dry_run, name=check_name(name),
+                               build=make_build_options(kw))
     dispatch(request, _execute_mcp)
 
 

@@ -14,7 +14,7 @@ from ..errors import UsageError
 @click.option("--all", "-a", "show_all", is_flag=True, help="Include stopped containers.")
 def ps(as_json, show_all):
     """List the services this tool launched (only containers carrying its labels)."""
-    from .. import services_state
+    from ..backends import state as services_state
     rows = services_state.list_services(show_all=show_all)
     if as_json:
         click.echo(jsonlib.dumps(rows, indent=2))
@@ -28,7 +28,7 @@ def ps(as_json, show_all):
 @click.option("--tail", default="all", show_default=True, help="Lines from the end to show.")
 def logs(name, follow, tail):
     """Show the logs of a service this tool launched."""
-    from .. import services_state
+    from ..backends import state as services_state
     services_state.show_logs(name, follow=follow, tail=tail)
 
 
@@ -40,7 +40,7 @@ def stop(names, stop_all, timeout):
     """Stop and remove services this tool launched (never anything else)."""
     if not names and not stop_all:
         raise UsageError("stop needs a service NAME or --all", "'lazyllm ps' lists the services")
-    from .. import services_state
+    from ..backends import state as services_state
     services_state.stop(names, stop_all=stop_all, timeout=timeout)
 
 

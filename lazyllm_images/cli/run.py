@@ -70,16 +70,18 @@ def chatbot(model, framework, source, **kw):
               "no hub access needed).")
 @click.option("--rerank-model", metavar="NAME|DIR", help="A reranker (cross-encoder) that reorders the retrieved "
               "passages; served by the project's embedding server. Default: none (fused retrieval order).")
+@click.option("--embed-gpus", metavar="GPUS", help="GPUs for the embedding and reranker servers (same forms as "
+              "--gpus). Default: none: they run on the CPU and --gpus goes to the LLM alone.")
 @launch_options
 @build_options
-def rag(model, framework, source, documents, embed_model, rerank_model, **kw):
+def rag(model, framework, source, documents, embed_model, rerank_model, embed_gpus, **kw):
     """A RAG service over --documents DIR, answering with citations (retrieval-only without a model)."""
     _exclusive(framework, source)
     if not documents:
         raise UsageError("run rag needs --documents DIR", "e.g. 'lazyllm run rag --documents ./docs'")
     request = RunRequest(target="rag", model=model, framework=framework and framework.lower(),
                          source=source and source.lower(), documents=documents, embed_model=embed_model,
-                         rerank_model=rerank_model,
+                         rerank_model=rerank_model, embed_gpus=embed_gpus,
                          launch=make_launch_options(kw), build=make_build_options(kw))
     dispatch(request, _execute)
 

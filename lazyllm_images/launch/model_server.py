@@ -5,6 +5,7 @@ Pure: the launcher writes ``files``, sends ``secret_env`` on stdin, and passes `
 
 from __future__ import annotations
 
+import os
 import posixpath
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -43,13 +44,14 @@ def model_server_plan(framework, *, name: str, image: str, model_source: str, gp
                       model_mount: str = "bind", model_subdir: str = "", served_name: str | None = None,
                       options: Sequence[tuple[str, str]] = (), flags: Sequence[str] = (), pass_unknown: bool = False,
                       gpu_count: int | None = None, host_ip: str = "127.0.0.1", host_port: int | None = None,
-                      files_dir: str | None = None, service: str | None = None, labels: dict | None = None,
-                      env: dict | None = None, network: str | None = None, shm_size: str | None = None,
-                      ipc_host: bool = False) -> ModelServerPlan:
+                      files_dir: str | os.PathLike | None = None, service: str | None = None,
+                      labels: dict | None = None, env: dict | None = None, network: str | None = None,
+                      shm_size: str | None = None, ipc_host: bool = False) -> ModelServerPlan:
     """``framework``: a name or an adapter. ``gpus`` must be resolved (``gpu.resolve``); ``gpu_count`` is the
     host's GPU count when ``gpus`` is ``all`` (for tensor parallelism). ``model_mount``: bind (a host directory),
-    volume (a named volume, the model in ``model_subdir``) or image (``model_source`` is a path inside the image). ``files_dir``: a host directory for generated files
-    (MindIE's config), needed only by frameworks that generate some."""
+    volume (a named volume, the model in ``model_subdir``) or image (``model_source`` is a path inside the image).
+    ``files_dir``: the host folder (str or Path) the generated files (MindIE's config.json) are written to and
+    bind-mounted from, needed only by frameworks that generate some; ``files`` names each file in it."""
     from ..frameworks import Framework, get
     fw: Framework = get(framework) if isinstance(framework, str) else framework
     if gpus.kind == "auto":
@@ -66,8 +68,9 @@ def model_server_plan(framework, *, name: str, image: str, model_source: str, gp
     files = []
     if cmd.files and not files_dir:
         raise ValueError(f"{fw.name} generates files: pass files_dir")
+    folder = posixpath.abspath(os.fspath(files_dir)) if files_dir else ""     # a str or a Path, relative or not
     for target, text in cmd.files:
-        host_path = posixpath.join(files_dir, posixpath.basename(target))
+        host_path = posixpath.join(folder, posixpath.basename(target))
         files.append((host_path, text))
         mounts.append(MountSpec("bind", target, host_path, read_only=True, purpose="config"))
     needs = fw.needs

@@ -8,10 +8,10 @@ import json
 from dataclasses import replace
 
 from .. import LABEL_PREFIX
+from .engine_api import parse_bytes
 from .spec import LaunchSpec, MountSpec
 
 PREFIX = f"{LABEL_PREFIX}.launch."
-_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 def from_labels(labels: dict[str, str]) -> list[dict]:
@@ -30,12 +30,6 @@ def from_plan(plan) -> list[dict]:
     return [layer.launch for layer in plan.layers if layer.launch]
 
 
-def _bytes(size: str) -> int:
-    size = size.strip().lower()
-    unit = size[-1] if size[-1] in _UNITS else "b"
-    return int(size.rstrip("bkmg")) * _UNITS[unit]
-
-
 def apply(spec: LaunchSpec, needs: list[dict]) -> LaunchSpec:
     env = dict(spec.env)
     mounts = list(spec.mounts)
@@ -48,7 +42,7 @@ def apply(spec: LaunchSpec, needs: list[dict]) -> LaunchSpec:
         if caps and gpus.wants_gpu and gpus.vendor == "nvidia":
             gpus = gpus.with_capabilities(*caps)
         wanted = need.get("shm_size")
-        if wanted and not spec.ipc_host and (shm is None or _bytes(wanted) > _bytes(shm)):
+        if wanted and not spec.ipc_host and (shm is None or parse_bytes(wanted) > parse_bytes(shm)):
             shm = wanted
         for m in need.get("mounts") or []:
             if m.get("kind") == "tmpfs" and m["target"] not in targets:

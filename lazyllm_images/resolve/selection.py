@@ -131,7 +131,16 @@ def select(items: tuple[str, ...], recipes: RecipeSet) -> Selection:
         if g.apt:
             sel.apt[g.name] = list(g.apt)
     for req in asked_pkgs:
-        _route(Need(req, "the command line"), sel, sel.packages)
-    seen = set()
-    sel.packages = [n for n in sel.packages if not (str(n.requirement) in seen or seen.add(str(n.requirement)))]
+        _route(Need(canonical(req), "the command line"), sel, sel.packages)
+    unique = {str(n.requirement): n for n in sel.packages}      # the same requirement named twice: once
+    sel.packages = [unique[k] for k in sorted(unique, key=lambda k: (unique[k].name, k))]
     return sel
+
+
+def canonical(req: Requirement) -> Requirement:
+    """The same requirement however it was written: the name (and extras) as PEP 503 normalises them, so that
+    ``install Six idna`` and ``install idna six`` plan the same layers (command-line order is not content)."""
+    out = Requirement(str(req))
+    out.name = canonicalize_name(req.name)
+    out.extras = {canonicalize_name(e) for e in req.extras}
+    return out

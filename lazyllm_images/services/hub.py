@@ -103,9 +103,8 @@ def token(s: HubSettings, env: dict[str, str] | None = None) -> str | None:
 
 
 def with_hub(spec: LaunchSpec, s: HubSettings, framework: str) -> LaunchSpec:
-    """A model container that downloads by hub id: the settings, the cache volume, and (for TLS-intercepting
-    proxies) the host's CA bundle and proxy variables."""
-    from .launcher import with_host_trust
+    """A model container that downloads by hub id: the settings and the cache volume (the caller adds the host's
+    CA bundle and proxies: ``trust.with_host_trust``)."""
     env = {**spec.env, **dict(s.env), "HF_HOME": CACHE_TARGET, "MODELSCOPE_CACHE": MODELSCOPE_TARGET,
            "HF_HUB_OFFLINE": "1" if s.offline else "0"}
     if s.source == "modelscope":
@@ -115,7 +114,7 @@ def with_hub(spec: LaunchSpec, s: HubSettings, framework: str) -> LaunchSpec:
                              "LAZYLLM_MODEL_SOURCE=huggingface, or download the model and give its folder")
         env.update(MODELSCOPE_SWITCH[framework])
     mounts = spec.mounts + (MountSpec("volume", CACHE_ROOT, volume_name(), purpose="hub-cache"),)
-    return with_host_trust(replace(spec, env=env, mounts=mounts))
+    return replace(spec, env=env, mounts=mounts)
 
 
 # ------------------------------------------------------------------ failures, said plainly

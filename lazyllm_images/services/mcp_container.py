@@ -11,8 +11,12 @@ import sys
 from functools import partial
 
 from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount, service_labels
-from ..requests import McpServerRequest
-from . import launcher
+from ..launch.unit import Service, Unit
+from ..requests import LaunchOptions, McpServerRequest
+from ..runtime.netaddr import host_check_off_warning
+from .mcp_public import published_hosts, server_label, server_slug
+from .start import service_name, start
+from .trust import with_host_trust
 
 BRIDGE_PORT = 8000
 CACHE_VOLUME = "lazyllm-mcp-cache"
@@ -23,22 +27,15 @@ HOST_ONLY = {"PATH", "HOME", "PWD", "OLDPWD", "SHELL", "SHLVL", "HOSTNAME", "USE
              "SSH_AUTH_SOCK", "XDG_RUNTIME_DIR", "MAIL", "LS_COLORS"}
 
 
-def _slug(command: str, args: tuple[str, ...]) -> str:
-    import re
-    words = [w for w in (command, *args) if not w.startswith("-")]
-    name = words[-1].split("/")[-1].split("@")[0] if words else command
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "server"
-
-
 def passed_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in HOST_ONLY and not k.startswith(("LAZYLLM_", "PIP_"))}
 
 
 def bridge_command(request: McpServerRequest, host_port: int) -> tuple[str, ...]:
-    host = request.sse_host if request.sse_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-    argv = ["python3", "-m", "lazyllm_images.runtime.mcp_bridge", "--host", "0.0.0.0", "--port", str(BRIDGE_PORT),
-            "--allowed-host", f"{host}:{host_port}", "--allowed-host", f"localhost:{host_port}",
-            "--allowed-host", f"127.0.0.1:{host_port}", "--restart", request.restart]
+    argv = ["python3", "-m", "lazyllm_images.runtime.mcp_bridge", "--host", "0.0.0.0", "--port", str(BRIDGE_PORT)]
+    for host in published_hosts(request, host_port):
+        argv += ["--allowed-host", host]
+    argv += ["--restart", request.restart]
     if has_secrets(request):
         argv.append("--secrets-stdin")
     for origin in request.allow_origins:
@@ -48,18 +45,20 @@ def bridge_command(request: McpServerRequest, host_port: int) -> tuple[str, ...]
     return tuple(argv + ["--", request.command, *request.args])
 
 
-def mcp_spec(request: McpServerRequest, service: str, image: str) -> LaunchSpec:
-    port = request.sse_port or launcher.free_port(request.sse_host)
+def mcp_spec(request: McpServerRequest, service: str, image: str) -> tuple[LaunchSpec, dict[str, str]]:
+    """The bridge's spec, and the proxy variables that carry credentials (for the child, on stdin)."""
+    from ..backends.docker import free_port
+    port = request.sse_port or free_port(request.sse_host)
     spec = LaunchSpec(
         name=f"{service}-mcp", image=image, command=bridge_command(request, port), role="mcp",
         env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "UV_CACHE_DIR": f"{CACHE_TARGET}/uv",
              "npm_config_cache": f"{CACHE_TARGET}/npm", "npm_config_update_notifier": "false"},
         ports=(PortSpec("sse", BRIDGE_PORT, port, request.sse_host),),
         mounts=(MountSpec("volume", CACHE_TARGET, CACHE_VOLUME, purpose="cache"), scratch_mount()),
-        labels=service_labels(service, "mcp", model=" ".join((request.command, *request.args))[:200]),
+        labels=service_labels(service, "mcp", model=server_label(request)),
         healthcheck=HealthCheck("/healthz", BRIDGE_PORT, start_period_s=120), network=f"{service}-net",
         read_only_rootfs=True)
-    return launcher.with_host_trust(spec)
+    return with_host_trust(spec)
 
 
 # The child starts from the MCP SDK's minimal environment: what it needs to download itself through a TLS proxy
@@ -73,8 +72,8 @@ def has_secrets(request: McpServerRequest) -> bool:
     return True          # the child's environment always travels on stdin (see CHILD_KEYS)
 
 
-def secrets(request: McpServerRequest, spec: LaunchSpec | None = None) -> dict:
-    env = {k: v for k, v in (spec.env if spec else {}).items() if k in CHILD_KEYS}
+def secrets(request: McpServerRequest, spec: LaunchSpec | None = None, proxy: dict[str, str] | None = None) -> dict:
+    env = {k: v for k, v in {**(spec.env if spec else {}), **(proxy or {})}.items() if k in CHILD_KEYS}
     if env.get("SSL_CERT_FILE"):
         env["UV_SYSTEM_CERTS"] = "1"      # uv: use the platform store, where SSL_CERT_FILE points
     if request.pass_environment:
@@ -86,42 +85,34 @@ def secrets(request: McpServerRequest, spec: LaunchSpec | None = None) -> dict:
     return out
 
 
-def urls(spec: LaunchSpec) -> dict[str, str]:
-    port = spec.ports[0]
-    return {"sse": launcher.url(port, "/sse"), "mcp": launcher.url(port, "/mcp")}
-
-
 def warn_exposed(request: McpServerRequest) -> None:
+    if "*" in request.allowed_hosts:
+        sys.stderr.write(f"{host_check_off_warning(request.allowed_hosts)}\n")
     if request.sse_host not in ("127.0.0.1", "localhost", "::1") and not request.auth_token:
         sys.stderr.write(f"WARNING: the MCP bridge is published on {request.sse_host} without a token: anyone who "
                          "reaches this port can call the server's tools. Use --auth-token (or LAZYLLM_MCP_TOKEN).\n")
 
 
 def run(request: McpServerRequest) -> None:
-    from ..build.runner import build_plan
     from ..host import host_facts
     from ..resolve import resolve
     plan = resolve(("mcp-bridge",), request.build, host=host_facts())
-    base = request.name or f"lazyllm-mcp-{_slug(request.command, request.args)}"
-    dry = request.dry_run
-    service = base if dry else launcher.unique_service_name(base, bool(request.name))
-    spec = mcp_spec(request, service, plan.top.ref)
-    if dry:
-        from ..launch.docker import dry_run_text
-        print(f"image: {plan.top.ref} (stack {plan.stack_tag})")
-        print(dry_run_text(spec))
-        print("# -e values and the token are written to the bridge's stdin after the start, not shown here")
-        return
-    warn_exposed(request)
-    build_plan(plan, request.build, write_lock=False, quiet=True)
-    found = urls(spec)
-    spec = launcher.labelled([spec], found)[0]
-    unit = launcher.Unit(spec, secrets(request, spec), wrap=False)
-    started = launcher.launch_all(service, [unit], "runtime", 600)
-    if request.url_file:
-        with open(request.url_file, "w") as out:
+    launch = LaunchOptions(host=request.sse_host, port=request.sse_port or None, name=request.name,
+                           dry_run=request.dry_run, foreground=request.foreground)
+    service = service_name(launch, f"lazyllm-mcp-{server_slug(request)}")
+    spec, proxy = mcp_spec(request, service, plan.top.ref)
+    unit = Unit(spec, stack=plan, secrets=secrets(request, spec, proxy), wrap=False,
+                urls=(("sse", "/sse"), ("mcp", "/mcp")))
+    if not request.dry_run:
+        warn_exposed(request)
+    start(Service(service, (unit,)), launch, request.build, partial(announce, service, request.url_file))
+
+
+def announce(service: str, url_file: str | None, found: dict[str, str]) -> None:
+    if url_file:
+        with open(url_file, "w") as out:
             json.dump(found, out)
-    launcher.hand_over(started, started[0], service, partial(print_summary, service, found), request.foreground)
+    print_summary(service, found)
 
 
 def print_summary(service: str, found: dict[str, str]) -> None:

@@ -32,6 +32,8 @@ def bridge_argv(request: McpServerRequest, python: str = sys.executable) -> list
     """The bridge's command line: options, then ``--`` and the MCP server's argv. No secret ever appears here."""
     argv = [python, "-m", BRIDGE_MODULE, "--host", request.sse_host, "--port", str(request.sse_port),
             "--restart", request.restart]
+    for host in request.allowed_hosts:
+        argv += ["--allowed-host", host]
     for origin in request.allow_origins:
         argv += ["--allow-origin", origin]
     if request.pass_environment:

@@ -1,48 +1,45 @@
-"""``lazyllm run chatbot`` and ``lazyllm run rag``: the chat page and the RAG service, from images."""
+"""``lazyllm run chatbot`` and ``lazyllm run rag``: the chat page and the RAG service, described as units and
+started through ``services.start`` (the model, embedding and reranker servers are ``deploy.model_server``)."""
 
 from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from ..errors import NotImplementedYet, UsageError
 from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount, service_labels
+from ..launch.unit import Service, Unit
 from ..requests import DeployModelRequest, RunRequest
-from . import launcher, online
-from .chat import API_KEY_FILE, api_key_secrets, chat_spec
-from .deploy import model_unit, prepare
+from . import online
+from .chat import API_KEY_FILE, AUTH_TOKEN_FILE, chat_spec, file_secrets, warn_exposed
+from .deploy import ModelServer, chat_unit, model_server
+from .start import gpu_mode, service_name, start
+from .trust import with_host_trust, with_secret_env
 
 RAG_PORT = 8000
 RAG_MODEL = "lazyllm-rag"
 DEFAULT_EMBED = "all-MiniLM-L6-v2"
 
 
-@dataclass
-class Service:
-    name: str
-    units: list = field(default_factory=list)          # launcher.Unit, in start order
-    plans: list = field(default_factory=list)          # plans to build (install) before launching
-    gpu_mode: str = "runtime"
-
-    def stacks(self) -> list:
-        """The plans to build, each stack once (two containers may share one)."""
-        return list({p.top.ref: p for p in self.plans}.values())
+def _model(request: RunRequest, service: str) -> ModelServer:
+    """The service's LLM server (``--model`` with ``--framework``), as ``deploy`` describes it, on no host port."""
+    sub = DeployModelRequest(model=request.model, framework=request.framework or "auto",
+                             launch=replace(request.launch, name=service, port=None), build=request.build)
+    m = model_server(sub, service)
+    return replace(m, unit=replace(m.unit, urls=(("model", "/v1"),)))
 
 
-def _service_name(request: RunRequest, default: str) -> str:
-    if request.launch.dry_run or request.launch.compose:
-        return request.launch.name or default
-    return launcher.unique_service_name(request.launch.name or default, bool(request.launch.name))
-
-
-def _model_units(request: RunRequest, service: str, chat: bool = False):
-    """A model server of the service (``--model`` with ``--framework``), as ``deploy`` would launch it."""
-    sub = DeployModelRequest(model=request.model, framework=request.framework or "auto", chat=chat,
-                             launch=replace(request.launch, name=service), build=request.build)
-    return prepare(sub, service=service)
+def _encoder(request: RunRequest, service: str, model: str, role: str) -> ModelServer:
+    """The embedding or reranker server (the project's embedding server), named ``SERVICE-ROLE``: on the CPU
+    unless ``--embed-gpus`` says otherwise (the LLM keeps the GPUs it asked for)."""
+    sub = DeployModelRequest(model=model, framework="embedding", build=request.build,
+                             launch=replace(request.launch, name=service, port=None,
+                                            gpus=request.embed_gpus or "none"))
+    m = model_server(sub, service, role)
+    return replace(m, unit=replace(m.unit, urls=((role, "/"),)))
 
 
 def _online(request: RunRequest) -> tuple[online.Source, str, str]:
@@ -56,24 +53,30 @@ def _chat_image(request: RunRequest):
     return resolve(("chat",), request.build, host=host_facts())
 
 
+def _service(name: str, units: list[Unit], primary: int, dry_run: bool) -> Service:
+    return Service(name, tuple(units), gpu_mode(units, dry_run), primary)
+
+
 def chatbot(request: RunRequest) -> Service:
     if not request.model and not request.source:
         raise UsageError("run chatbot needs --model (with --framework) or --source",
                          "e.g. 'lazyllm run chatbot --model ./my-llm --framework vllm' or "
                          "'lazyllm run chatbot --source openai'")
-    service = _service_name(request, "lazyllm-chatbot")
+    name = service_name(request.launch, "lazyllm-chatbot")
+    token = request.launch.auth_token
     if request.source:
         src, key, model = _online(request)
         plan = _chat_image(request)
-        spec = chat_spec(service, plan.top.ref, online.base_url(src), model, host_ip=request.launch.host,
-                         host_port=request.launch.port, network=f"{service}-net", api_key=True,
-                         title=f"{model} ({src.name})")
-        spec = launcher.with_host_trust(spec)
-        return Service(service, [launcher.Unit(spec, api_key_secrets(key))], [plan])
-    p = _model_units(request, service, chat=True)
-    chat = replace(p.specs[1], ports=(replace(p.specs[1].ports[0], host_port=request.launch.port),))
-    model = replace(p.specs[0], ports=(replace(p.specs[0].ports[0], host_port=None),))
-    return Service(service, [model_unit(p, model), launcher.Unit(chat)], [p.plan], p.gpu_mode)
+        spec = chat_spec(name, plan.top.ref, online.base_url(src), model, host_ip=request.launch.host,
+                         host_port=request.launch.port, network=f"{name}-net", api_key=True,
+                         title=f"{model} ({src.name})", auth=bool(token))
+        spec, proxy = with_host_trust(spec)
+        secrets = with_secret_env(file_secrets((API_KEY_FILE, key), (AUTH_TOKEN_FILE, token)), proxy)
+        return _service(name, [Unit(spec, stack=plan, secrets=secrets, urls=(("chat", "/"),))], 0,
+                        request.launch.dry_run)
+    m = _model(request, name)
+    chat = chat_unit(m, name, request.launch, host_port=request.launch.port)
+    return _service(name, [m.unit, chat], 1, request.launch.dry_run)
 
 
 def _documents(path: str) -> Path:
@@ -91,106 +94,68 @@ def index_volume(folder: Path, embed_model: str) -> str:
     return f"lazyllm-rag-index-{digest}"
 
 
-def _encoder_unit(request: RunRequest, service: str, model: str, role: str):
-    """The embedding or reranker server of a RAG service: the project's embedding server, as ``deploy`` would
-    launch it, named ``SERVICE-ROLE``."""
-    p = prepare(DeployModelRequest(model=model, framework="embedding",
-                                   launch=replace(request.launch, name=service, port=None), build=request.build),
-                service=service)
-    return p, model_unit(p, replace(p.specs[0], name=f"{service}-{role}"))
-
-
-def _reranker(request: RunRequest, service: str):
-    """``--rerank-model``: its server's unit and plan, and the RAG service's arguments for it."""
-    p, unit = _encoder_unit(request, service, request.rerank_model, "rerank")
-    spec = unit.spec
-    if p.kind != "rerank":
+def _reranker(request: RunRequest, service: str) -> tuple[Unit, list[str]]:
+    """``--rerank-model``: its server's unit, and the RAG service's arguments for it."""
+    m = _encoder(request, service, request.rerank_model, "rerank")
+    if m.kind != "rerank":
         from ..frameworks.auto import KIND_WORDS
         raise UsageError(f"--rerank-model {request.rerank_model} is not a reranker "
-                         f"(it looks like {KIND_WORDS[p.kind]})",
+                         f"(it looks like {KIND_WORDS[m.kind]})",
                          "give a cross-encoder: config.json names a *ForSequenceClassification with one label")
-    args = ["--rerank-url", f"http://{spec.name}:{spec.ports[0].container_port}/v1",
-            "--rerank-model", p.server.served_name]
-    return unit, p.plan, args
+    return m.unit, ["--rerank-url", f"{m.internal_url}/v1", "--rerank-model", m.server.served_name]
+
+
+def _generator(request: RunRequest, service: str) -> tuple[list[Unit], list[str], dict | None]:
+    """Where answers come from: an online API (its key on stdin), a model server of the service, or nothing
+    (retrieval only)."""
+    if request.source:
+        src, key, model = _online(request)
+        args = ["--llm-url", online.base_url(src), "--llm-model", model, "--llm-key-file", API_KEY_FILE]
+        return [], args, file_secrets((API_KEY_FILE, key))
+    if request.model:
+        m = _model(request, service)
+        return [m.unit], ["--llm-url", m.internal_url, "--llm-model", m.server.served_name], None
+    return [], [], None
 
 
 def rag(request: RunRequest) -> Service:
     folder = _documents(request.documents)
-    service = _service_name(request, "lazyllm-rag")
-    embed, embed_unit = _encoder_unit(request, service, request.embed_model or DEFAULT_EMBED, "embed")
-    embed_spec = embed_unit.spec
-    units = [embed_unit]
-    plans = [embed.plan]
-    rerank_args = []
+    name = service_name(request.launch, "lazyllm-rag")
+    embed = _encoder(request, name, request.embed_model or DEFAULT_EMBED, "embed")
+    units = [embed.unit]
+    rerank_args: list[str] = []
     if request.rerank_model:
-        unit, plan, rerank_args = _reranker(request, service)
+        unit, rerank_args = _reranker(request, name)
         units.append(unit)
-        plans.append(plan)
-    llm_args, rag_secrets = [], None
-    if request.source:
-        src, key, model = _online(request)
-        llm_args = ["--llm-url", online.base_url(src), "--llm-model", model, "--llm-key-file", API_KEY_FILE]
-        rag_secrets = api_key_secrets(key)
-    elif request.model:
-        p = _model_units(request, service)
-        model_spec = replace(p.specs[0], ports=(replace(p.specs[0].ports[0], host_port=None),))
-        units.append(model_unit(p, model_spec))
-        plans.append(p.plan)
-        llm_args = ["--llm-url", f"http://{model_spec.name}:{model_spec.ports[0].container_port}",
-                    "--llm-model", p.server.served_name]
-    volume = index_volume(folder, embed.server.served_name)
+    llm_units, llm_args, rag_secrets = _generator(request, name)
+    units += llm_units
     command = ("python3", "-m", "lazyllm_images.runtime.rag", "--documents", "/docs",
-               "--index", "/var/lib/lazyllm/index", "--embed-url", f"http://{embed_spec.name}:8000",
+               "--index", "/var/lib/lazyllm/index", "--embed-url", embed.internal_url,
                "--embed-model", embed.server.served_name, "--served-model-name", RAG_MODEL,
                "--host", "0.0.0.0", "--port", str(RAG_PORT), *llm_args, *rerank_args)
+    token = request.launch.auth_token
+    if token:                             # its clients (the chat page too) show this token
+        command += ("--auth-token-file", AUTH_TOKEN_FILE)
+        rag_secrets = {"files": {**(rag_secrets or {}).get("files", {}), AUTH_TOKEN_FILE: token}}
     rag_spec = LaunchSpec(
-        name=f"{service}-rag", image=embed.plan.top.ref, command=command, role="rag",
+        name=f"{name}-rag", image=embed.plan.top.ref, command=command, role="rag",
         env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
         ports=(PortSpec("rag", RAG_PORT, request.launch.port, request.launch.host),),
         mounts=(MountSpec("bind", "/docs", str(folder), read_only=True, purpose="documents"),
-                MountSpec("volume", "/var/lib/lazyllm", volume, purpose="index"), scratch_mount()),
-        labels=service_labels(service, "rag", model=RAG_MODEL, documents=str(folder)),
-        healthcheck=HealthCheck("/healthz", RAG_PORT), network=f"{service}-net", read_only_rootfs=True)
+                MountSpec("volume", "/var/lib/lazyllm", index_volume(folder, embed.server.served_name),
+                          purpose="index"), scratch_mount()),
+        labels=service_labels(name, "rag", model=RAG_MODEL, documents=str(folder)),
+        healthcheck=HealthCheck("/healthz", RAG_PORT), network=f"{name}-net", read_only_rootfs=True)
     if request.source:
-        rag_spec = launcher.with_host_trust(rag_spec)
-    units.append(launcher.Unit(rag_spec, rag_secrets))
-    chat = chat_spec(service, embed.plan.top.ref, f"http://{rag_spec.name}:{RAG_PORT}", RAG_MODEL,
-                     host_ip=request.launch.host, network=f"{service}-net", title="LazyLLM RAG")
-    units.append(launcher.Unit(chat))
-    return Service(service, units, plans)
-
-
-def _urls(service: str, specs: list[LaunchSpec]) -> dict[str, str]:
-    """embed / model / rag / chat -> URL (the container name without the service prefix)."""
-    out = {}
-    for spec in specs:
-        path = "/v1" if spec.role in ("model", "rag") else "/"
-        out[spec.name.removeprefix(f"{service}-")] = launcher.url(spec.ports[0], path)
-    return out
-
-
-def launch(service: Service, request: RunRequest) -> None:
-    from ..build.runner import build_plan
-    for plan in service.stacks():
-        build_plan(plan, request.build, write_lock=False, quiet=True)
-    specs = [launcher.with_ports(u.spec) for u in service.units]
-    urls = _urls(service.name, specs)
-    primary = next(i for i, s in enumerate(specs) if s.role in ("rag", "chat"))
-    specs = launcher.labelled(specs, urls, primary)
-    units = [replace(u, spec=s) for s, u in zip(specs, service.units)]
-    started = launcher.launch_all(service.name, units, service.gpu_mode, request.launch.timeout,
-                                  request.launch.keep)
-    launcher.hand_over(started, started[primary], service.name, partial(print_summary, service, request, urls),
-                       request.launch.foreground)
-
-
-def dry_run(service: Service) -> None:
-    from ..launch.docker import dry_run_text
-    for plan in service.stacks():
-        print(f"image: {plan.top.ref} (stack {plan.stack_tag})")
-    print(f"docker network create --label org.lazyllm.managed=true {service.name}-net")
-    for unit in service.units:
-        print(dry_run_text(unit.spec, service.gpu_mode))
+        rag_spec, proxy = with_host_trust(rag_spec)
+        rag_secrets = with_secret_env(rag_secrets, proxy)
+    units.append(Unit(rag_spec, stack=embed.plan, secrets=rag_secrets, urls=(("rag", "/v1"),)))
+    chat = chat_spec(name, embed.plan.top.ref, f"http://{rag_spec.name}:{RAG_PORT}", RAG_MODEL,
+                     host_ip=request.launch.host, network=f"{name}-net", title="LazyLLM RAG",
+                     api_key=bool(token), auth=bool(token))
+    units.append(Unit(chat, stack=embed.plan, secrets=file_secrets((API_KEY_FILE, token), (AUTH_TOKEN_FILE, token)),
+                      urls=(("chat", "/"),)))
+    return _service(name, units, len(units) - 2, request.launch.dry_run)
 
 
 def run(request: RunRequest) -> None:
@@ -198,16 +163,10 @@ def run(request: RunRequest) -> None:
         label = "WORKFLOW.json" if request.target == "workflow" else request.target
         raise NotImplementedYet(f"lazyllm run {label}")
     service = chatbot(request) if request.target == "chatbot" else rag(request)
-    if request.launch.dry_run:
-        dry_run(service)
-        return
-    if request.launch.compose:
-        from ..launch.compose import compose_yaml
-        with open(request.launch.compose, "w") as out:
-            out.write(compose_yaml([u.spec for u in service.units], service.gpu_mode))
-        print(f"compose file: {request.launch.compose}")
-        return
-    launch(service, request)
+    if not request.launch.dry_run:
+        what = "the chat page" if request.target == "chatbot" else "the RAG service and its chat page"
+        warn_exposed(what, request.launch.host, request.launch.auth_token, "use it")
+    start(service, request.launch, request.build, partial(print_summary, service, request))
 
 
 def print_summary(service: Service, request: RunRequest, urls: dict[str, str]) -> None:
@@ -220,4 +179,6 @@ def print_summary(service: Service, request: RunRequest, urls: dict[str, str]) -
         print(f"mode:      {mode}")
         print(f"try:       curl {urls['rag']}/query -H 'Content-Type: application/json' "
               "-d '{\"query\": \"what is this about?\", \"top_k\": 3}'")
+    if request.launch.auth_token:
+        print("token:     the page asks for the --auth-token once; API clients send 'Authorization: Bearer TOKEN'")
     print(f"manage:    lazyllm ps | lazyllm logs {service.name} | lazyllm stop {service.name}")

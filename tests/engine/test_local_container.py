@@ -9,7 +9,7 @@ import pytest
 from lazyllm_images.errors import LaunchError
 from lazyllm_images.launch.docker import container_kwargs
 from lazyllm_images.launch.spec import LaunchSpec, MountSpec, PortSpec
-from lazyllm_images.services import launcher, local_container
+from lazyllm_images.backends import docker as launcher, docker_api as local_container
 from recipe_helpers import unique_mark
 
 

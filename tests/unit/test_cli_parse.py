@@ -98,6 +98,12 @@ def test_allow_origin_star_and_repeated():
     assert r.allow_origins == ("*", "http://x") and r.command == "cmd"
 
 
+def test_allowed_host_is_repeatable_and_checked():
+    r = parse(["deploy", "mcp_server", "--sse-host", "0.0.0.0", "--allowed-host", "MCP.example",
+               "--allowed-host", "gw.example:8443", "--allowed-host", "*", "cmd"])
+    assert r.allowed_hosts == ("mcp.example", "gw.example:8443", "*") and r.command == "cmd"
+
+
 def test_pass_environment_toggle():
     assert parse(["deploy", "mcp_server", "--pass-environment", "c"]).pass_environment is True
     assert parse(["deploy", "mcp_server", "--no-pass-environment", "c"]).pass_environment is False
@@ -125,6 +131,7 @@ BAD = [
     (["deploy", "m", "stray"], "unexpected argument"),
     (["run", "chatbott"], "did you mean chatbot"),
     (["deploy", "mcp_server", "--sse-port", "99999", "c"], "--sse-port"),
+    (["deploy", "mcp_server", "--allowed-host", "http://x/", "c"], "--allowed-host"),
 ]
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lazyllm_images.services.launcher import describe_end, interrupts_as_flag
+from lazyllm_images.backends.foreground import describe_end, interrupts_as_flag
 
 
 def test_ctrl_c_and_sigterm_only_set_the_flag_then_the_handlers_come_back():

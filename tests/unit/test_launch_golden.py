@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -22,8 +23,8 @@ from lazyllm_images.errors import LazyllmError
 from lazyllm_images.frameworks import NAMES, get
 from lazyllm_images.host import Gpu, HostFacts, NvidiaFacts
 from lazyllm_images.launch import compose, docker, gpu, k8s
-from lazyllm_images.launch.plan import model_server_plan
-from lazyllm_images.launch.spec import GpuRequest, HealthCheck, LaunchSpec, PortSpec, scratch_mount, service_labels
+from lazyllm_images.launch.model_server import model_server_plan
+from lazyllm_images.launch.spec import GpuRequest, LaunchSpec
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "launch"
 UPDATE = os.environ.get("LAZYLLM_UPDATE_GOLDEN") == "1"
@@ -34,6 +35,13 @@ NVIDIA_HOST = HostFacts(nvidia=NvidiaFacts(True, "", "550.54", "12.4", tuple(
 AMD_HOST = HostFacts(nvidia=NvidiaFacts(False, "no NVIDIA driver"), amd=True)
 ASCEND_HOST = HostFacts(arch="aarch64", nvidia=NvidiaFacts(False, "no NVIDIA driver"), ascend=True)
 LLM_OPTIONS = (("temperature", "0.7"), ("top_p", "0.9"), ("max_tokens", "2048"))
+# the simulated hosts' device groups (host.device_gids) and files: an Ascend host without /usr/local/sbin/npu-smi
+GIDS = {"/dev/davinci0": (1000,), "/dev/davinci1": (1000,), "/dev/davinci_manager": (1000,),
+        "/dev/devmm_svm": (1000,), "/dev/hisi_hdc": (1000,), "/dev/kfd": (109,), "/dev/dri": (44, 109)}
+
+
+def path_exists(path: str) -> bool:
+    return path != "/usr/local/sbin/npu-smi"
 
 
 def check_golden(relpath: str, text: str) -> None:
@@ -61,7 +69,8 @@ def plan_for(framework: str, gpus_text: str, host: HostFacts, vendor: str = "nvi
     fw = get(framework)
     llm = fw.model_kinds == ("llm",)
     request = gpu.resolve(GpuRequest.parse(gpus_text, vendor), fw.needs.gpu, host, framework=fw.name,
-                          vendors=fw.needs.vendors, ascend_indexes=(0, 1) if host.ascend else ())
+                          vendors=fw.needs.vendors, ascend_indexes=(0, 1) if host.ascend else (),
+                          min_compute_capability=fw.needs.min_compute_capability)
     return model_server_plan(
         fw, name=f"lazyllm-{framework}", image=f"lazyllm/{framework}:test",
         model_source="/srv/models/" + ("Qwen2-7B-Instruct" if llm else "bge-small-en-v1.5"), gpus=request,
@@ -72,10 +81,11 @@ def plan_for(framework: str, gpus_text: str, host: HostFacts, vendor: str = "nvi
 
 def render_case(plan, mode: str = "runtime") -> str:
     spec = plan.spec
-    svc = compose.compose_dict([spec], gpu_mode=mode)
-    out = ["# docker run\n", argv_text(docker.run_argv(spec, gpu_mode=mode)),
+    host = dict(gids=GIDS, path_exists=path_exists)
+    svc = compose.compose_dict([spec], gpu_mode=mode, **host)
+    out = ["# docker run\n", argv_text(docker.run_argv(spec, gpu_mode=mode, **host)),
            "# docker-py containers.create(**kwargs)\n",
-           json.dumps(docker.container_kwargs(spec, gpu_mode=mode), indent=2, sort_keys=True) + "\n",
+           json.dumps(docker.container_kwargs(spec, gpu_mode=mode, **host), indent=2, sort_keys=True) + "\n",
            "# compose\n", yaml.safe_dump(svc, sort_keys=False, width=1000),
            "# chat page request defaults\n",
            json.dumps({"generation": plan.generation, "on_server": list(plan.generation_on_server),
@@ -116,39 +126,51 @@ def test_every_framework_meets_every_gpu_shape():
     assert covered == {(fw, text) for fw in NAMES for text in SHAPES.values()}
 
 
-def chat_spec(model) -> LaunchSpec:
-    return LaunchSpec(name="lazyllm-chat", image="lazyllm/chat:test", role="chat",
-                      command=("python3", "-m", "lazyllm_images.runtime.chat", "--port", "8080"),
-                      env={"LAZYLLM_CHAT_BACKEND": f"http://{model.spec.name}:8000/v1",
-                           "LAZYLLM_CHAT_MODEL": model.served_name, "HOME": "/tmp"},
-                      ports=(PortSpec("chat", 8080),), mounts=(scratch_mount(),),
-                      labels=service_labels("lazyllm-vllm", "chat"),
-                      healthcheck=HealthCheck("/healthz", 8080, 5, 3, 30),
-                      depends_on=(model.spec.name,), read_only_rootfs=True)
+def production_pair(monkeypatch, gpus: str) -> list[LaunchSpec]:
+    """The model server and chat page exactly as ``lazyllm deploy ... --chat=true`` describes them (the same
+    code path users run), on the simulated NVIDIA host, with no host CA, proxy or hub settings."""
+    from lazyllm_images import host as host_mod
+    from lazyllm_images.requests import BuildOptions, DeployModelRequest, LaunchOptions
+    from lazyllm_images.services import deploy
+    monkeypatch.setattr(host_mod, "host_facts", lambda: NVIDIA_HOST)
+    monkeypatch.setattr(host_mod, "ca_bundle", lambda env=None: None)
+    monkeypatch.setattr(host_mod, "proxy_env", lambda env=None: {})
+    for key in ("HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "LAZYLLM_MODEL_SOURCE", "LAZYLLM_HUB_CACHE_VOLUME",
+                "LAZYLLM_LABELS", "LAZYLLM_HOME"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/home/user/.cache")
+    request = DeployModelRequest(model="Qwen/Qwen2-7B-Instruct", framework="vllm", chat=True,
+                                 options=LLM_OPTIONS, build=BuildOptions(cuda="12.4"),
+                                 launch=LaunchOptions(gpus=gpus, dry_run=True, name="lazyllm-vllm"))
+    service, _ = deploy.describe(request)
+    return service.specs
 
 
-def test_model_and_chat_compose():
-    model = plan_for("vllm", "all", NVIDIA_HOST)
-    text = compose.compose_yaml([model.spec, chat_spec(model)], volume_labels={"org.lazyllm.managed": "true"})
-    check_golden("compose/vllm-with-chat.yaml", text)
+def stable(text: str) -> str:
+    """Content tags (they move with every recipe or template change) as TAG: the golden checks the structure."""
+    return re.sub(r"(lazyllm/[a-z0-9.-]+):[0-9a-f]{16}\b", r"\1:TAG", text)
+
+
+def test_model_and_chat_compose(monkeypatch):
+    text = compose.compose_yaml(production_pair(monkeypatch, "all"), volume_labels={"org.lazyllm.managed": "true"})
+    check_golden("compose/vllm-with-chat.yaml", stable(text))
 
 
 @pytest.mark.parametrize("case", ["vllm-count2", "embedding-none", "vllm-with-chat", "mindie-ascend"])
-def test_k8s(case):
+def test_k8s(case, monkeypatch):
     if case == "vllm-count2":
         specs = [plan_for("vllm", "2", NVIDIA_HOST).spec]
     elif case == "embedding-none":
         specs = [plan_for("embedding", "none", NVIDIA_HOST).spec]
     elif case == "vllm-with-chat":
-        model = plan_for("vllm", "1", NVIDIA_HOST)
-        specs = [model.spec, chat_spec(model)]
+        specs = production_pair(monkeypatch, "1")
     else:
         specs = [plan_for("mindie", "1", ASCEND_HOST, "ascend").spec]
-    check_golden(f"k8s/{case}.yaml", k8s.manifests_yaml(specs, namespace="lazyllm"))
+    check_golden(f"k8s/{case}.yaml", stable(k8s.manifests_yaml(specs, namespace="lazyllm", path_exists=path_exists)))
 
 
 @needs_compose
-def test_docker_compose_accepts_every_rendered_service(tmp_path):
+def test_docker_compose_accepts_every_rendered_service(tmp_path, monkeypatch):
     """Every service of every case above, one file per group (the command takes over a second a file)."""
     groups: dict[str, dict] = {}
     for relpath, group, args, mode in CASES:
@@ -157,10 +179,11 @@ def test_docker_compose_accepts_every_rendered_service(tmp_path):
         except LazyllmError:
             continue
         key = relpath.replace("/", "-").replace(".txt", "").replace("--", "-")
-        svc = compose.compose_dict([plan.spec], gpu_mode=mode)["services"][plan.spec.name]
+        svc = compose.compose_dict([plan.spec], gpu_mode=mode, gids=GIDS, path_exists=path_exists)["services"][
+            plan.spec.name]
         groups.setdefault(group, {"services": {}})["services"][key] = {**svc, "container_name": key}
-    model = plan_for("vllm", "all", NVIDIA_HOST)
-    groups["pair"] = compose.compose_dict([model.spec, chat_spec(model)], volume_labels={"org.lazyllm.managed": "1"})
+    groups["pair"] = compose.compose_dict(production_pair(monkeypatch, "all"),
+                                          volume_labels={"org.lazyllm.managed": "1"})
     assert {"nvidia", "cdi", "amd", "ascend"} <= set(groups)
     for group, data in groups.items():
         path = tmp_path / f"{group}.yaml"

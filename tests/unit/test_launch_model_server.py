@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lazyllm_images.errors import UsageError
-from lazyllm_images.launch.plan import MODEL_DIR, model_server_plan, served_name_for
+from lazyllm_images.launch.model_server import MODEL_DIR, model_server_plan, served_name_for
 from lazyllm_images.launch.spec import GpuRequest
 
 
@@ -79,6 +79,18 @@ def test_mindie_files_and_root():
     with pytest.raises(ValueError, match="files_dir"):
         model_server_plan("mindie", name="svc", image="i", model_source="/m",
                           gpus=GpuRequest("devices", devices=("0",), vendor="ascend"))
+
+
+def test_mindie_files_dir_is_a_folder(tmp_path, monkeypatch):
+    """A Path, a trailing slash or a relative folder: the files land in it, mounted from an absolute path."""
+    ascend = GpuRequest("devices", devices=("0",), vendor="ascend")
+    for folder in (tmp_path / "svc", f"{tmp_path}/svc/"):
+        p = model_server_plan("mindie", name="svc", image="i", model_source="/m", files_dir=folder, gpus=ascend)
+        assert p.files[0][0] == f"{tmp_path}/svc/config.json"
+    monkeypatch.chdir(tmp_path)
+    p = model_server_plan("mindie", name="svc", image="i", model_source="/m", files_dir="files/svc", gpus=ascend)
+    mount = next(m for m in p.spec.mounts if m.purpose == "config")
+    assert mount.source == p.files[0][0] == f"{tmp_path}/files/svc/config.json"
 
 
 def test_unresolved_gpus_and_bad_options():

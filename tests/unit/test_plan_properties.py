@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,3 +100,15 @@ def test_changing_the_base_recipe_moves_every_tag(tmp_path):
     off.write_text(yaml.safe_dump(doc))
     after = resolve(["chat"], OFFLINE, recipes=load_recipes(copy))
     assert all(a != b for a, b in zip(refs(before), refs(after)))
+
+
+@pytest.mark.parametrize("first, second", [
+    (("six", "idna"), ("idna", "six")),
+    (("Six", "IDNA>=3"), ("idna>=3", "six")),
+    (("Foo_Bar[Extra_One]", "six"), ("six", "foo-bar[extra-one]")),
+    (("chat", "embedding", "openai"), ("openai", "embedding", "chat")),
+])
+def test_package_order_and_spelling_do_not_change_the_tags(first, second):
+    a, b = resolve(first, BuildOptions(base="offline")), resolve(second, BuildOptions(base="offline"))
+    assert [layer.ref for layer in a.layers] == [layer.ref for layer in b.layers]
+    assert a.stack_tag == b.stack_tag
