@@ -251,15 +251,16 @@ def call(method: str, url: str, body: object = None, ok: tuple[int, ...] = (200,
     return done
 
 
-def local_call(method: str, url: str, body: object = None) -> tuple[int, object] | None:
-    """Like ``call`` without the status check: the caller reads the status."""
+def local_call(method: str, url: str, body: object = None, wait: float | None = None) -> tuple[int, object] | None:
+    """Like ``call`` without the status check: the caller reads the status. ``wait``: seconds for this call
+    (default ``LAZYLLM_ENGINE_TIMEOUT``)."""
     if _unix_path() is None:
         return None
     api_version()
-    return _unix_calls([(method, url, body)])[0]
+    return _unix_calls([(method, url, body)], wait=wait)[0]
 
 
-def _unix_calls(calls: list[tuple], versioned: bool = True) -> list[tuple[int, object]]:
+def _unix_calls(calls: list[tuple], versioned: bool = True, wait: float | None = None) -> list[tuple[int, object]]:
     """(method, path[, JSON body]) calls over one keep-alive connection to the local socket: [(status, decoded
     JSON body or None)]."""
     import http.client
@@ -267,7 +268,7 @@ def _unix_calls(calls: list[tuple], versioned: bool = True) -> list[tuple[int, o
     import socket
 
     path = _unix_path()
-    wait = timeout()
+    wait = timeout() if wait is None else wait
     prefix = f"/v{api_version()}" if versioned else ""
 
     class UnixConnection(http.client.HTTPConnection):

@@ -67,11 +67,20 @@ def create_and_start(kwargs: dict) -> LocalContainer | None:
     return container
 
 
-def _remove_name(name: str) -> None:
-    try:
-        engine.local_call("DELETE", f"/containers/{quote(name)}?force=1")
-    except EngineError:
-        pass
+def _remove_name(name: str, settle: float = 2.0) -> None:
+    """Remove the container of that name, if any, after a call whose outcome is unknown: the create may complete
+    only after our request gave up, so look again for ``settle`` seconds (with a wait of its own, not the one that
+    just ran out)."""
+    import time
+    deadline = time.monotonic() + settle
+    while True:
+        try:
+            engine.local_call("DELETE", f"/containers/{quote(name)}?force=1", wait=max(engine.timeout(), 30))
+        except EngineError:
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.25)
 
 
 def labelled_containers(filters: dict) -> list[dict] | None:

@@ -51,3 +51,15 @@ def test_a_missing_image_and_a_taken_name_are_clear_errors(offline_base):
             local_container.create_and_start(container_kwargs(spec))
     finally:
         first.remove(force=True)
+
+
+def test_a_create_the_engine_does_not_answer_in_time_leaves_no_container(offline_base, docker_client, monkeypatch):
+    """A slow engine: the create may still happen after the client gave up. It is an EngineTimeout (never a second
+    create through docker-py, which met the name with 409 and left an orphan) and the name is removed."""
+    from lazyllm_images import engine
+    spec = _spec(offline_base)
+    monkeypatch.setenv("LAZYLLM_ENGINE_TIMEOUT", "0.001")
+    with pytest.raises(engine.EngineTimeout, match="did not answer POST /containers/create"):
+        local_container.create_and_start(container_kwargs(spec))
+    monkeypatch.delenv("LAZYLLM_ENGINE_TIMEOUT")
+    assert not docker_client.containers.list(all=True, filters={"name": spec.name})
