@@ -413,6 +413,8 @@ class HostFacts:
     amd: bool = False
 
 
+@functools.lru_cache(maxsize=1)
 def host_facts() -> HostFacts:
+    """Read once per command (NVML is loaded once, however many units a service plans)."""
     return HostFacts(arch=os.uname().machine, nvidia=nvidia_facts(), ascend=bool(ascend_devices()),
                      amd=bool(amd_devices()))

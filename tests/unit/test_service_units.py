@@ -114,3 +114,18 @@ def test_mindie_gets_a_files_folder_for_its_generated_config(monkeypatch, tmp_pa
     sources = {mount.source for mount in unit.spec.mounts if mount.purpose == "config"}
     assert sources == {str(service_files_dir("svc") / name) for name, _ in unit.files}
     assert not service_files_dir("svc").exists(), "a dry run writes nothing"
+
+
+def test_host_facts_are_read_once_per_command(monkeypatch, docs, llm_dir):
+    """A RAG service plans three servers; NVML is asked once."""
+    calls = []
+    host_mod.host_facts.cache_clear()
+    monkeypatch.setattr(host_mod, "nvidia_facts", lambda: calls.append(1) or NvidiaFacts(False, "no NVIDIA driver"))
+    try:
+        run.rag(RunRequest(target="rag", documents=str(docs), model=str(llm_dir), framework="vllm-cpu",
+                           rerank_model="all-MiniLM-L6-v2", launch=LaunchOptions(dry_run=True)))
+    except Exception as exc:  # the packaged model is not a reranker: planning got far enough
+        assert "is not a reranker" in str(exc)
+    finally:
+        host_mod.host_facts.cache_clear()
+    assert calls == [1]
