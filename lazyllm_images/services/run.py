@@ -29,7 +29,7 @@ def _model(request: RunRequest, service: str) -> ModelServer:
     sub = DeployModelRequest(model=request.model, framework=request.framework or "auto",
                              launch=replace(request.launch, name=service, port=None), build=request.build)
     m = model_server(sub, service)
-    return replace(m, unit=replace(m.unit, urls=(("model", "/v1"),)))
+    return replace(m, unit=replace(m.unit, urls=(("model", m.server.api_base),)))
 
 
 def _encoder(request: RunRequest, service: str, model: str, role: str) -> ModelServer:
@@ -39,7 +39,7 @@ def _encoder(request: RunRequest, service: str, model: str, role: str) -> ModelS
                              launch=replace(request.launch, name=service, port=None,
                                             gpus=request.embed_gpus or "none"))
     m = model_server(sub, service, role)
-    return replace(m, unit=replace(m.unit, urls=((role, "/"),)))
+    return replace(m, unit=replace(m.unit, urls=((role, m.server.api_base),)))
 
 
 def _online(request: RunRequest) -> tuple[online.Source, str, str]:

@@ -129,3 +129,11 @@ def test_host_facts_are_read_once_per_command(monkeypatch, docs, llm_dir):
     finally:
         host_mod.host_facts.cache_clear()
     assert calls == [1]
+
+
+def test_the_urls_each_unit_serves(monkeypatch, docs, llm_dir):
+    on_host(monkeypatch, HostFacts())
+    service = run.rag(RunRequest(target="rag", documents=str(docs), model=str(llm_dir), framework="vllm-cpu",
+                                 launch=LaunchOptions(dry_run=True)))
+    urls = {key: path for u in service.units for key, path in u.urls}
+    assert urls == {"embed": "/v1", "model": "/v1", "rag": "/v1", "chat": "/"}
