@@ -305,17 +305,18 @@ class Running:
 
 
 def up(service: Service, timeout: float, keep: bool = False, network: NetworkInBackground | None = None,
-       gids: dict | None = None) -> Running:
+       gids: dict | None = None, wait: bool = True) -> Running:
     """Start the units in order, each healthy before the next (a job: until it ends); on any failure (or Ctrl-C)
-    remove what was started, unless ``keep``. ``network``: the service's network, already on its way; ``gids``:
-    device node -> owning groups (Ascend, AMD)."""
+    remove what was started, unless ``keep``. ``network``: the service's network, already on its way (made here
+    when a unit is on it); ``gids``: device node -> owning groups (Ascend, AMD); ``wait=False``: start them all and
+    return (a controller that polls health itself)."""
     units = [replace(u, spec=with_ports(u.spec)) for u in service.units]
     found = urls_of(units)
     units = labelled(units, found, service.primary)
     try:
         if network is not None:
             network.wait()
-        else:
+        elif f"{service.name}-net" in {u.spec.network for u in units}:
             ensure_network(service.name)
         ensure_volumes([u.spec for u in units])
         write_files(service)
@@ -328,6 +329,8 @@ def up(service: Service, timeout: float, keep: bool = False, network: NetworkInB
         for unit in units:
             container = start(unit.spec, service.gpu_mode, unit.secrets, unit.wrap, gids)
             started.append(container)
+            if not wait:
+                continue
             try:
                 if unit.job:
                     wait_exit(container, timeout)

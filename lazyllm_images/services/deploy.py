@@ -81,9 +81,11 @@ def _model_args(source: ModelSource, plan) -> dict:
     return dict(model_source=source.spec, model_mount="image")
 
 
-def model_server(request: DeployModelRequest, service: str, role: str = "model") -> ModelServer:
+def model_server(request: DeployModelRequest, service: str, role: str = "model",
+                 served_name: str | None = None) -> ModelServer:
     """The model server of ``service``, named ``SERVICE-ROLE``: framework, GPUs, stack, spec, secrets, and for a
-    hub id the hub's settings, cache and (unless a dry run) the hub's answer about the repo."""
+    hub id the hub's settings, cache and (unless a dry run) the hub's answer about the repo. ``served_name``: the
+    model name clients send (default: the model's own name)."""
     from ..frameworks import get
     from ..host import host_facts
     from ..launch import gpu, needs
@@ -102,7 +104,8 @@ def model_server(request: DeployModelRequest, service: str, role: str = "model")
         raise UsageError(f"--gpus {gpus.to_arg()} asks for NVIDIA GPUs, but the image would be built for "
                          f"{plan.accelerator} ({host.nvidia.reason or 'no NVIDIA GPU here'})",
                          "plan for a GPU host with --cuda X.Y, or drop --gpus to run on the CPU")
-    server = model_server_plan(fw, name=f"{service}-{role}", image=plan.top.ref, served_name=source.served_name,
+    server = model_server_plan(fw, name=f"{service}-{role}", image=plan.top.ref,
+                               served_name=served_name or source.served_name,
                                gpus=gpus, options=request.options, flags=request.flags,
                                pass_unknown=request.pass_unknown,
                                gpu_count=len(host.nvidia.gpus) or None, host_ip=request.launch.host,
