@@ -16,6 +16,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .errors import LazyllmError
+
 
 # ------------------------------------------------------------------ BuildKit client
 
@@ -278,11 +280,18 @@ class GpuPlumbing:
                    tuple(cdi_specs))
 
 
+def nvidia_hook() -> str | None:
+    path = os.pathsep.join(p for p in (os.environ.get("PATH"), DAEMON_PATH) if p)
+    return shutil.which(NVIDIA_HOOK, path=path)
+
+
 def gpu_plumbing(info: dict | None) -> GpuPlumbing:
     """``info``: the engine's ``GET /info`` (None: no engine, e.g. a dry run); the hook and the CDI specs are
-    looked up here."""
-    path = os.pathsep.join(p for p in (os.environ.get("PATH"), DAEMON_PATH) if p)
-    return GpuPlumbing.from_info(info, shutil.which(NVIDIA_HOOK, path=path), cdi_nvidia_specs())
+    looked up here (or read from the facts file, ``LAZYLLM_HOST_FACTS``)."""
+    facts = facts_file()
+    if facts is not None:
+        return GpuPlumbing.from_info(info, facts.get("nvidia_hook"), facts.get("cdi_specs") or ())
+    return GpuPlumbing.from_info(info, nvidia_hook(), cdi_nvidia_specs())
 
 
 def device_gids(paths=None) -> dict[str, tuple[int, ...]]:
@@ -290,6 +299,9 @@ def device_gids(paths=None) -> dict[str, tuple[int, ...]]:
     paths are left out; None: every accelerator node (Ascend, AMD). The renderers' ``gids``: the image's
     /etc/group may lack the names (HwHiAiUser) or number them otherwise."""
     import stat
+    facts = facts_file() if paths is None else None
+    if facts is not None:
+        return {path: tuple(gids) for path, gids in (facts.get("device_gids") or {}).items()}
     if paths is None:
         from .launch.gpu import AMD_DEVICES, ASCEND_CONTROL
         paths = ascend_devices() + list(ASCEND_CONTROL) + list(AMD_DEVICES)
@@ -310,10 +322,16 @@ def device_gids(paths=None) -> dict[str, tuple[int, ...]]:
 
 
 def amd_devices() -> list[str]:
+    facts = facts_file()
+    if facts is not None:
+        return list(facts.get("amd_devices") or [])
     return [p for p in ("/dev/kfd",) if os.path.exists(p)] + sorted(glob.glob("/dev/dri/renderD*"))
 
 
 def ascend_devices() -> list[str]:
+    facts = facts_file()
+    if facts is not None:
+        return list(facts.get("ascend_devices") or [])
     return sorted(glob.glob("/dev/davinci[0-9]*"))
 
 
@@ -415,6 +433,68 @@ class HostFacts:
 
 @functools.lru_cache(maxsize=1)
 def host_facts() -> HostFacts:
-    """Read once per command (NVML is loaded once, however many units a service plans)."""
+    """Read once per command (NVML is loaded once, however many units a service plans); from the facts file when
+    ``LAZYLLM_HOST_FACTS`` names one."""
+    facts = facts_file()
+    if facts is not None:
+        return _facts_from(facts)
     return HostFacts(arch=os.uname().machine, nvidia=nvidia_facts(), ascend=bool(ascend_devices()),
                      amd=bool(amd_devices()))
+
+
+# ------------------------------------------------------------------ the facts of another host, from a file
+#
+# A process that plans and launches for the engine's host without seeing it (the inference controller, in a
+# container: no NVML, no /dev nodes, no nvidia hook, no CDI specs) reads what the CLI saw on the host from a JSON
+# file the CLI wrote, named by LAZYLLM_HOST_FACTS. Planning then gives it exactly the image names the CLI computes.
+
+FACTS_ENV = "LAZYLLM_HOST_FACTS"
+FACTS_VERSION = 1
+FACTS_HINT = "unset LAZYLLM_HOST_FACTS to probe this host, or write the file with host.facts_document()"
+
+
+class HostFactsError(LazyllmError):
+    """The facts file named by LAZYLLM_HOST_FACTS cannot be used (never silently replaced by this host's facts)."""
+
+
+def facts_document() -> dict:
+    """What this host looks like to planning and launching, as plain JSON (the facts file's content)."""
+    facts = host_facts()
+    return {"version": FACTS_VERSION, "arch": facts.arch, "nvidia": facts.nvidia.to_dict(), "ascend": facts.ascend,
+            "amd": facts.amd, "nvidia_hook": gpu_plumbing(None).hook, "cdi_specs": list(gpu_plumbing(None).cdi_specs),
+            "ascend_devices": ascend_devices(), "amd_devices": amd_devices(),
+            "device_gids": {path: list(gids) for path, gids in device_gids().items()}}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_facts(path: str) -> dict:
+    import json
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise HostFactsError(f"{FACTS_ENV}={path}: cannot read the host facts file "
+                             f"({getattr(exc, 'strerror', None) or exc})", FACTS_HINT) from None
+    if not isinstance(data, dict) or data.get("version") != FACTS_VERSION or not isinstance(data.get("nvidia"), dict):
+        raise HostFactsError(f"{FACTS_ENV}={path}: not a host facts file of version {FACTS_VERSION}", FACTS_HINT)
+    try:
+        _facts_from(data)
+    except (TypeError, ValueError) as exc:
+        raise HostFactsError(f"{FACTS_ENV}={path}: malformed host facts ({exc})", FACTS_HINT) from None
+    return data
+
+
+def facts_file() -> dict | None:
+    """The facts file's content when ``LAZYLLM_HOST_FACTS`` names one (read once), else None."""
+    path = os.environ.get(FACTS_ENV)
+    return _read_facts(path) if path else None
+
+
+def _facts_from(data: dict) -> HostFacts:
+    nv = dict(data["nvidia"])
+    gpus = []
+    for g in nv.pop("gpus", None) or ():
+        g = dict(g)
+        mig = tuple(MigDevice(**m) for m in g.pop("mig", None) or ())
+        gpus.append(Gpu(**g, mig=mig))
+    return HostFacts(arch=str(data.get("arch") or "x86_64"), nvidia=NvidiaFacts(**nv, gpus=tuple(gpus)),
+                     ascend=bool(data.get("ascend")), amd=bool(data.get("amd")))

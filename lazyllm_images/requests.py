@@ -97,5 +97,24 @@ class RunRequest:
     embed_model: str | None = None
     rerank_model: str | None = None  # a cross-encoder that reorders retrieved passages (run rag)
     embed_gpus: str | None = None    # the embedding/reranker servers' GPUs (None: the CPU)
+    graph_input: str | None = None   # run WORKFLOW.json --input VALUE
+    graph_args: str | None = None    # run WORKFLOW.json --args JSON_ARRAY
+    graph_serve: bool = False        # run WORKFLOW.json --serve
+    graph_trace: bool = False        # run WORKFLOW.json --trace
     launch: LaunchOptions = field(default_factory=LaunchOptions)
     build: BuildOptions = field(default_factory=BuildOptions)
+
+
+@dataclass(frozen=True)
+class InferServiceRequest:
+    """``lazyllm run infer_service``: the inference-service controller (upstream's ``/v1/inference_services``)."""
+
+    models: tuple[str, ...] = ()                # model roots clients may name folders under (mounted read-only)
+    token_file: str | None = None               # API tokens, one a line (default: one generated and kept)
+    gpus: str | None = None                     # the GPUs the controller hands out: none | N | i,j (default: all)
+    frameworks: tuple[str, ...] = ()            # the frameworks clients may ask for (default: this host's)
+    endpoint_host: str | None = None            # the host name in the endpoints clients get (default: --host)
+    allow_hub: bool = True                      # hub ids allowed (besides folders under the roots)
+    launch: LaunchOptions = field(default_factory=LaunchOptions)
+    build: BuildOptions = field(default_factory=BuildOptions)
+    target: str = "infer_service"

@@ -49,8 +49,8 @@ class LocalEngine:
         state.show_logs(name, follow=follow, tail=tail)
 
     def run_to_completion(self, unit: Unit, timeout: float) -> int:
-        from . import docker
-        return docker.run_to_completion(unit, timeout)
+        from . import jobs
+        return jobs.run_to_completion(unit, timeout)
 
 
 def local() -> Backend:

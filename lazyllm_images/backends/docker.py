@@ -40,7 +40,10 @@ def _bind_address(host_ip: str) -> tuple[int, str]:
 def free_port(host_ip: str) -> int:
     family, bind = _bind_address(host_ip)
     with socket.socket(family) as s:
-        s.bind((bind, 0))
+        try:
+            s.bind((bind, 0))
+        except OSError:         # an address of the engine's host that this process does not have (a controller
+            s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))   # in a container): any free port
         return s.getsockname()[1]
 
 
@@ -51,8 +54,11 @@ def with_ports(spec: LaunchSpec) -> LaunchSpec:
 
 
 def port_in_use(host_ip: str, port: int) -> bool:
+    """Whether a server could not listen there now. SO_REUSEADDR, as servers (docker-proxy) bind: connections a
+    stopped server left in TIME_WAIT do not hold the port."""
     family, bind = _bind_address(host_ip)
     with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((bind, port))
             return False
@@ -274,12 +280,18 @@ def labelled(units: list[Unit], urls: dict[str, str], primary: int) -> list[Unit
 
 
 def write_files(service: Service) -> None:
-    """The units' generated files, in the service's files folder (0640), before any container mounts them."""
-    wanted = [(name, text) for u in service.units for name, text in u.files]
-    if not wanted:
-        return
+    """The units' generated files, in the service's files folder (0644), before any container mounts them; and
+    the socket folders units share there (writable by the containers' unprivileged user)."""
     folder = service_files_dir(service.name)
+    wanted = [(name, text) for u in service.units for name, text in u.files]
+    sockets = {m.source for u in service.units for m in u.spec.mounts
+               if m.kind == "bind" and m.purpose == "socket" and m.source.startswith(str(folder))}
+    if not wanted and not sockets:
+        return
     folder.mkdir(parents=True, exist_ok=True)
+    for path in sockets:
+        os.makedirs(path, exist_ok=True)
+        os.chmod(path, 0o777)       # the containers' user (10001) makes its socket here
     for name, text in wanted:
         path = folder / name
         path.write_text(text)
@@ -334,6 +346,8 @@ def up(service: Service, timeout: float, keep: bool = False, network: NetworkInB
             try:
                 if unit.job:
                     wait_exit(container, timeout)
+                elif not unit.spec.ports:
+                    wait_path(container, unit.ready_path, timeout)
                 else:
                     health = url(unit.spec.ports[0], unit.spec.healthcheck.path if unit.spec.healthcheck else "/")
                     sys.stderr.write(f"waiting for {unit.name} to be healthy ({health})\n")
@@ -355,6 +369,21 @@ def explained(unit: Unit, container, exc: LaunchError) -> LaunchError:
     return clearer if clearer is not None else exc
 
 
+def wait_path(container, path: str | None, timeout: float) -> None:
+    """A unit without a port: ready when ``path`` (on this host: a socket in a bind-mounted folder) exists, or at
+    once without one; an exit before that is a LaunchError."""
+    start_time = time.monotonic()
+    while path is not None and not os.path.exists(path):
+        container.reload()
+        state = container.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            raise LaunchError(f"{container.name} exited with code {state.get('ExitCode')} before it was ready",
+                              "see its last log lines above")
+        if time.monotonic() - start_time > timeout:
+            raise LaunchError(f"{container.name} was not ready after {timeout:.0f}s ({path})", "raise --timeout")
+        time.sleep(0.05)
+
+
 def wait_exit(container, timeout: float) -> int:
     """A job: wait until it ends; a non-zero exit is a LaunchError, its code the outcome."""
     deadline = time.monotonic() + timeout
@@ -369,17 +398,6 @@ def wait_exit(container, timeout: float) -> int:
         if time.monotonic() > deadline:
             raise LaunchError(f"{container.name} did not finish within {timeout:.0f}s", "raise --timeout")
         time.sleep(0.2)
-
-
-def run_to_completion(unit: Unit, timeout: float) -> int:
-    """A job as a one-unit service of its own name: started, waited for, removed; its exit code."""
-    service = Service(unit.spec.labels.get("org.lazyllm.service", unit.name), (replace(unit, job=True),))
-    running = up(service, timeout)
-    try:
-        running.primary.reload()
-        return int(running.primary.attrs.get("State", {}).get("ExitCode") or 0)
-    finally:
-        remove(running.containers, service.name)
 
 
 def unique_service_name(base: str, explicit: bool) -> str:

@@ -11,7 +11,8 @@ from .common import (DefaultGroup, build_options, close_matches, dispatch, launc
 
 
 def _route(first: str) -> str | None:
-    if first.lower().endswith(".json"):
+    import os
+    if first.lower().endswith(".json") or (os.path.isfile(first) and first not in RUN_SERVICES):
         return "workflow"
     if first.startswith("-"):
         return None
@@ -88,11 +89,25 @@ def rag(model, framework, source, documents, embed_model, rerank_model, embed_gp
 
 @run.command("workflow")
 @click.argument("workflow", metavar="WORKFLOW.json")
+@click.option("--input", "graph_input", metavar="VALUE", help="Run once with this input (JSON when it parses, else "
+              "the string) and print the result as one line of JSON.")
+@click.option("--args", "graph_args", metavar="JSON_ARRAY", help="Run once with several inputs ('[]' for none).")
+@click.option("--serve", "graph_serve", is_flag=True, help="Run the graph as a service (JSON API, SSE node events) "
+              "even without a 'server' resource.")
+@click.option("--trace", "graph_trace", is_flag=True, help="Print each node's timing (one-shot runs).")
 @launch_options
 @build_options
-def workflow(workflow, **kw):
-    """Run a JSON workflow graph (nodes, edges, resources)."""
-    request = RunRequest(target="workflow", workflow=workflow, launch=make_launch_options(kw),
+def workflow(workflow, graph_input, graph_args, graph_serve, graph_trace, **kw):
+    """Run upstream LazyLLM's JSON graph: validated first (every problem with its JSON path), then from an image.
+
+    \b
+    lazyllm run G.json                    upstream's REPL (one run per line; 'quit' ends it)
+    lazyllm run G.json --input 3          one run, the result as one line of JSON
+    lazyllm run G.json --args '[1, 2]'    one run with several inputs
+    lazyllm run G.json --dry-run          validate and show what would start
+    """
+    request = RunRequest(target="workflow", workflow=workflow, graph_input=graph_input, graph_args=graph_args,
+                         graph_serve=graph_serve, graph_trace=graph_trace, launch=make_launch_options(kw),
                          build=make_build_options(kw))
     dispatch(request, _execute)
 
@@ -108,7 +123,67 @@ def _service(name: str, doc: str):
 
 
 training_service = _service("training_service", "The fine-tuning job service (HTTP API).")
-infer_service = _service("infer_service", "The inference deployment service (HTTP API).")
+
+
+# ---------------------------------------------------------------- run infer_service (services/infer.py)
+
+@run.command("infer_service")
+@click.option("--port", type=click.IntRange(1, 65535), default=31340, show_default=True,
+              help="Host port of the API (upstream's LazyCraft deployment uses 31340).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Host address the API and the model servers' ports bind to (0.0.0.0: every address).")
+@click.option("--endpoint-host", metavar="NAME", help="Host name in the endpoints clients get (default: --host; "
+              "127.0.0.1 when --host is 0.0.0.0: give this host's name for remote clients).")
+@click.option("--models", "models", metavar="DIR", multiple=True, help="A folder of model folders clients may name "
+              "(mounted read-only; repeatable). Packaged models and hub ids need none.")
+@click.option("--no-hub", is_flag=True, help="Refuse hub ids: only folders under --models and packaged models.")
+@click.option("--token-file", metavar="FILE", help="API tokens, one a line, each seeing only its own services "
+              "(default: one token generated at the first start and kept in a 0600 file, printed where).")
+@click.option("--gpus", metavar="SPEC", help="The GPUs the controller hands out: none | N | 0,2 (default: every "
+              "NVIDIA GPU of this host; none without).")
+@click.option("--frameworks", "frameworks", metavar="LIST", multiple=True, help="Frameworks clients may ask for, "
+              "comma-separated (default: those that run here: auto, embedding, infinity, vllm-cpu without a GPU; "
+              "auto, vllm, vllm-cpu, lightllm, lmdeploy, infinity, embedding with an NVIDIA GPU). Stacks built at "
+              "start: each framework named here, plus what 'auto' picks on this host for an LLM and an embedding "
+              "model (vllm-cpu and embedding without a GPU, vllm and embedding with one); without --frameworks only "
+              "auto's picks. A framework whose stack is not built answers 409.")
+@click.option("--name", metavar="NAME", help="Name of the service (default: lazyllm-infer); its records live in "
+              "the volume NAME-state.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing.")
+@click.option("--compose", metavar="FILE", hidden=True)
+@click.option("--foreground", is_flag=True, help="Stream the controller's logs; Ctrl-C stops and removes it.")
+@click.option("--keep", is_flag=True, help="Keep the controller's container if it fails to start.")
+@click.option("--timeout", type=float, default=600.0, show_default=True,
+              help="Seconds to wait for the controller to become healthy.")
+@build_options
+def infer_service(port, host, endpoint_host, models, no_hub, token_file, gpus, frameworks, name, dry_run, compose,
+                  foreground, keep, timeout, **kw):
+    """The inference-service API (upstream's /v1/inference_services): clients deploy models on request.
+
+    \b
+    lazyllm run infer_service --models ~/models              API on 127.0.0.1:31340; prints where the token is
+    lazyllm run infer_service --models /srv/m --host 0.0.0.0 --endpoint-host gpu1.lan --token-file tokens.txt
+    lazyllm run infer_service --frameworks vllm-cpu,embedding,infinity --dry-run
+
+    Each inference service is the model server 'lazyllm deploy' launches; records survive restarts (volume
+    NAME-state). The controller runs in a container holding the engine's socket: clients only ever name a model,
+    a framework from the list and a GPU count.
+    """
+    from ..requests import InferServiceRequest, LaunchOptions
+    from .common import check_host, check_name
+    if not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g} is not a positive number of seconds", "e.g. --timeout 600")
+    launch = LaunchOptions(host=check_host(host), port=port, name=check_name(name), dry_run=dry_run,
+                           compose=compose, foreground=foreground, keep=keep, timeout=timeout)
+    request = InferServiceRequest(models=tuple(models), token_file=token_file, gpus=gpus,
+                                  frameworks=tuple(frameworks), endpoint_host=endpoint_host, allow_hub=not no_hub,
+                                  launch=launch, build=make_build_options(kw))
+    dispatch(request, _execute_infer)
+
+
+def _execute_infer(request):
+    from ..services.infer import run as run_infer
+    run_infer(request)
 
 
 def _execute(request: RunRequest):

@@ -14,7 +14,8 @@ import re
 from typing import Callable, Sequence
 
 from . import gpu as gpu_mod
-from .spec import LaunchSpec, MountSpec
+from ..errors import UsageError
+from .spec import ENGINE_PURPOSE, LaunchSpec, MountSpec
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 NOTES = "org.lazyllm/k8s-notes"
@@ -35,6 +36,9 @@ def _labels(spec: LaunchSpec) -> dict[str, str]:
 
 
 def _volume(m: MountSpec, index: int) -> tuple[dict, dict]:
+    if m.purpose == ENGINE_PURPOSE:
+        raise UsageError("a container that drives this host's Docker engine (the inference controller) has no "
+                         "Kubernetes form yet", "run it on the engine's host: 'lazyllm run infer_service'")
     vname = f"{k8s_name(m.purpose or m.kind)}-{index}"
     mount = {"name": vname, "mountPath": m.target}
     if m.read_only:

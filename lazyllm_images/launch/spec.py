@@ -15,6 +15,8 @@ from .. import LABEL_PREFIX, MANAGED_LABEL
 from ..errors import UsageError
 
 ROLES = ("model", "chat", "mcp", "rag", "workflow", "training", "infer")
+ENGINE_ROLES = ("infer", "training")   # controllers that start containers: the only specs the engine socket reaches
+ENGINE_PURPOSE = "engine"              # a bind mount of the engine's socket (MountSpec.purpose)
 PYTHON = "python3"                 # the interpreter the images put on PATH (a venv's bin has it too)
 DEFAULT_USER = "10001:10001"       # the unprivileged user the python layer creates ("lazyllm")
 SCRATCH = "/tmp"                   # the writable scratch directory (a tmpfs): HOME and caches live there
@@ -285,6 +287,14 @@ def _check_spec(spec: LaunchSpec) -> None:
         raise ValueError(f"restart policy {spec.restart!r} is not known")
     if spec.name in spec.depends_on:
         raise ValueError("a spec cannot depend on itself")
+    engine = [m for m in spec.mounts if m.purpose == ENGINE_PURPOSE]
+    if engine and spec.role not in ENGINE_ROLES:
+        raise ValueError(f"only a controller ({', '.join(ENGINE_ROLES)}) gets the engine's socket, not a {spec.role} "
+                         "container")
+    if any(m.kind != "bind" for m in engine):
+        raise ValueError("the engine's socket is a bind mount")
+    if engine and (spec.user in (None, "") or spec.user.split(":")[0] in ("0", "root")):
+        raise ValueError("a container holding the engine's socket runs as an unprivileged user")
 
 
 def service_labels(service: str, role: str, *, kind: str = "service", **extra: str) -> dict[str, str]:

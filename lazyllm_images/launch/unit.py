@@ -24,6 +24,7 @@ class Unit:
     urls: tuple[tuple[str, str], ...] = ()    # (key, path) served on the first published port: ("api", "/v1")
     explain: Callable[[str], object] | None = field(default=None, compare=False)   # last logs -> a clearer error
     job: bool = False                   # runs to completion: its exit code is the outcome, no health wait
+    ready_path: str | None = None       # a unit without a port: ready when this host path exists (a socket)
 
     @property
     def name(self) -> str:

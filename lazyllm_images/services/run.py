@@ -159,9 +159,12 @@ def rag(request: RunRequest) -> Service:
 
 
 def run(request: RunRequest) -> None:
+    if request.target == "workflow":
+        from . import graph
+        graph.run(request)
+        return
     if request.target not in ("chatbot", "rag"):
-        label = "WORKFLOW.json" if request.target == "workflow" else request.target
-        raise NotImplementedYet(f"lazyllm run {label}")
+        raise NotImplementedYet(f"lazyllm run {request.target}")
     service = chatbot(request) if request.target == "chatbot" else rag(request)
     if not request.launch.dry_run:
         what = "the chat page" if request.target == "chatbot" else "the RAG service and its chat page"

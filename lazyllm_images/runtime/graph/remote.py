@@ -1,0 +1,163 @@
+"""The graph runner's ``Services``: model nodes on OpenAI-compatible servers (the project's model containers, or an
+online API), upstream's ``dummy`` model answered here, HTTP nodes through the runner's network.
+
+The configuration is a JSON file the launcher writes (``--services FILE``)::
+
+    {"models": {"<node or resource id>": {"kind": "dummy"}
+                                         | {"kind": "openai", "url": "http://svc-model-1:8000/v1",
+                                            "model": "served-name", "key_file": "/tmp/lazyllm/keys/1"}},
+     "http": true}
+
+API keys are files written into the container's tmpfs at start (never in its config).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .services import HttpRequest, ServiceCall, Services, ServiceUnavailable
+
+DUMMY_SYSTEM = "You are an AI-Agent developed by LazyLLM."
+TIMEOUT = 600.0
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def messages(call: ServiceCall) -> list[dict]:
+    """OpenAI chat messages from the node's effective prompt, history and input."""
+    prompt, out = call.prompt, []
+    system = prompt.get("system") if isinstance(prompt, dict) else prompt
+    if system:
+        out.append({"role": "system", "content": str(system)})
+    for turn in call.history or []:
+        if isinstance(turn, (list, tuple)) and len(turn) == 2:
+            out += [{"role": "user", "content": _text(turn[0])}, {"role": "assistant", "content": _text(turn[1])}]
+        elif isinstance(turn, dict) and "role" in turn:
+            out.append({"role": turn["role"], "content": _text(turn.get("content", ""))})
+    user = call.args[0] if call.args else ""
+    if isinstance(prompt, dict) and prompt.get("user"):
+        user = str(prompt["user"]).replace("{query}", _text(user))
+    out.append({"role": "user", "content": _text(user)})
+    return out
+
+
+class RemoteServices(Services):
+    def __init__(self, config: dict) -> None:
+        self.models: dict[str, dict] = config.get("models") or {}
+        self.allow_http = bool(config.get("http"))
+        self._keys: dict[str, str] = {}
+
+    @classmethod
+    def from_file(cls, path: str | None) -> "RemoteServices":
+        return cls(json.loads(Path(path).read_text()) if path else {})
+
+    def _model(self, call: ServiceCall) -> dict:
+        ref = (call.model or call.node).id
+        found = self.models.get(ref) or self.models.get(call.node.id)
+        if found is None:
+            raise ServiceUnavailable(f"no model server was started for node \"{ref}\" ({call.node.kind})")
+        return found
+
+    def _key(self, model: dict) -> str | None:
+        path = model.get("key_file")
+        if not path:
+            return None
+        if path not in self._keys:
+            self._keys[path] = Path(path).read_text().strip()
+        return self._keys[path]
+
+    def llm(self, call: ServiceCall) -> Any:
+        model = self._model(call)
+        if model.get("kind") == "dummy":
+            return self._dummy(call)
+        return self._chat(model, call, messages(call))
+
+    def _dummy(self, call: ServiceCall) -> str:
+        """upstream's ``deploy_method="dummy"``: an echo of the prompt and the parameters."""
+        prompt = call.prompt if isinstance(call.prompt, str) else (call.prompt or {}).get("system", "")
+        text = f"reply for {DUMMY_SYSTEM}{prompt or ''}\n{call.args[0] if call.args else ''}, and parameters is " \
+               f"{dict(call.kwargs)}"
+        if call.stream:
+            for word in text.split(" "):
+                call.emit(word + " ")
+        return text
+
+    def _chat(self, model: dict, call: ServiceCall, msgs: list[dict]) -> str:
+        import httpx
+        body = {"model": model["model"], "messages": msgs, "stream": bool(call.stream),
+                **{k: v for k, v in call.kwargs.items() if isinstance(v, (int, float, str, bool))}}
+        headers = {"Authorization": f"Bearer {self._key(model)}"} if model.get("key_file") else {}
+        url = model["url"].rstrip("/") + "/chat/completions"
+        if not call.stream:
+            r = httpx.post(url, json=body, headers=headers, timeout=TIMEOUT)
+            _raise_for(r, model)
+            return r.json()["choices"][0]["message"]["content"] or ""
+        parts: list[str] = []
+        with httpx.stream("POST", url, json=body, headers=headers, timeout=TIMEOUT) as r:
+            if r.status_code >= 400:
+                r.read()
+                _raise_for(r, model)
+            from ..sse import DONE, SSEDecoder, event_error
+            decoder = SSEDecoder()
+            for line in r.iter_lines():
+                event = decoder.feed(line)
+                if event is None:
+                    continue
+                if event[1] == DONE:
+                    break
+                data = json.loads(event[1])
+                failed = event_error(event[0], data)
+                if failed:
+                    raise RuntimeError(f"the model server {model.get('url')} failed: {failed}")
+                delta = ((data.get("choices") or [{}])[0].get("delta") or {}).get("content")
+                if delta:
+                    parts.append(delta)
+                    call.emit(delta)
+        return "".join(parts)
+
+    def embed(self, call: ServiceCall) -> Any:
+        """Embedding nodes: one text -> its vector, a list of texts -> their vectors (upstream's shapes)."""
+        import httpx
+        model = self._model(call)
+        text = call.args[0] if call.args else ""
+        many = isinstance(text, (list, tuple))
+        headers = {"Authorization": f"Bearer {self._key(model)}"} if model.get("key_file") else {}
+        r = httpx.post(model["url"].rstrip("/") + "/embeddings", headers=headers, timeout=TIMEOUT,
+                       json={"model": model["model"], "input": [_text(t) for t in text] if many else [_text(text)]})
+        _raise_for(r, model)
+        vectors = [d["embedding"] for d in sorted(r.json()["data"], key=lambda d: d["index"])]
+        return vectors if many else vectors[0]
+
+    def classify(self, call: ServiceCall, labels: list[str]) -> str:
+        model = self._model(call)
+        if model.get("kind") == "dummy":
+            return self._dummy(call)
+        ask = (f"Classify the user's request into exactly one of these intents: {', '.join(labels)}. "
+               "Answer with the intent only.")
+        answer = self._chat(model, ServiceCall(call.node, call.args, {}, call.run_id, model=call.model),
+                            [{"role": "system", "content": ask}, {"role": "user", "content": _text(call.args[0])}])
+        return answer.strip().strip("\"'. ")
+
+    def http(self, request: HttpRequest) -> dict:
+        if not self.allow_http:
+            raise ServiceUnavailable("HTTP nodes are not served in this run")
+        import httpx
+        r = httpx.request(request.method, request.url, params=request.params, headers=request.headers,
+                          content=None if request.json is not None else request.data, json=request.json,
+                          timeout=request.timeout, follow_redirects=True)
+        return {"status_code": r.status_code, "content": r.text, "headers": dict(r.headers), "file": None}
+
+
+def _raise_for(r, model: dict) -> None:
+    if r.status_code < 400:
+        return
+    try:
+        message = r.json().get("error", {})
+        message = message.get("message") if isinstance(message, dict) else message
+    except ValueError:
+        message = r.text[:300]
+    raise RuntimeError(f"the model server {model.get('url')} answered {r.status_code}: {message}")

@@ -1,0 +1,229 @@
+"""A graph whose nodes use services, or one run with ``--serve`` (or a ``server`` resource): the graph runner as a
+service of the project's units, started through ``services.start`` like every other service.
+
+- ``SERVICE-graph``: ``runtime.graph serve`` (JSON API, SSE node events, an OpenAI-shaped chat route), on the
+  service's network, with the host's CA and proxies (HTTP nodes, online models), API keys as files on stdin;
+- ``SERVICE-sandbox``: the Code sandbox worker, in its own container with no network at all, read-only, no
+  secrets; the runner reaches it through a unix socket in a folder both mount;
+- ``SERVICE-model-ID``: each LocalLLM with a real model, the unit ``lazyllm deploy`` describes
+  (``deploy.model_server``); upstream's ``deploy_method: dummy`` is answered by the runner itself.
+One-shot (``--input``/``--args``) and the REPL start the service, send the runs, and remove it; ``--serve`` leaves
+it up (``lazyllm ps``, ``logs``, ``stop``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+from ..errors import UsageError
+from ..launch.spec import HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount, service_labels
+from ..launch.unit import Service, Unit
+from ..paths import service_files_dir
+from ..requests import DeployModelRequest, RunRequest
+from . import online
+from .deploy import model_server
+from .graph import GRAPH_TARGET, PROMPT, RUNNER, runner_plan
+from .start import gpu_mode, service_name, start
+from .trust import with_host_trust, with_secret_env
+
+PORT = 8000
+SOCKET_DIR = "/run/lazyllm-sandbox"
+SOCKET = f"{SOCKET_DIR}/sandbox.sock"
+SERVICES_FILE = "graph-services.json"
+KEY_DIR = "/tmp/lazyllm/keys"
+SUPPORTED = ("model", "embedding", "http", "resource")
+FRAMEWORKS = {"auto": "auto", "vllm": "vllm", "lightllm": "lightllm", "lmdeploy": "lmdeploy", "infinity": "infinity"}
+
+
+def _local_or_online(need) -> str | None:
+    """LocalLLM | OnlineLLM | LocalEmbedding | OnlineEmbedding (LLM and Embedding say which by their ``type``)."""
+    kind, args = need.kind, need.args
+    if kind in ("LLM", "Embedding"):
+        kind = {"local": f"Local{kind}", "online": f"Online{kind}"}.get(str((args.get("kw") or args).get("type", "")))
+    return kind if kind in ("LocalLLM", "OnlineLLM", "LocalEmbedding", "OnlineEmbedding") else None
+
+
+def check_supported(needs) -> None:
+    """Kinds whose services this version does not start yet: refused before anything starts, with their paths."""
+    missing = [n for n in needs if n.category not in SUPPORTED]
+    if missing:
+        where = ", ".join(f"{n.kind} at {n.path}" for n in missing)
+        raise UsageError(f"this graph needs services lazyllm-images does not start for graphs yet: {where}",
+                         "supported today: pure and Code nodes, LocalLLM/OnlineLLM/LLM/SharedModel, HTTP (README, "
+                         "'run WORKFLOW.json')")
+
+
+def _model_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit], dict]:
+    """(services.json models, their units, key files for the runner's stdin)."""
+    models, units, keys = {}, [], {}
+    for need in needs:
+        kind = _local_or_online(need)
+        args = (need.args.get("kw") if need.kind in ("LLM", "Embedding") else None) or need.args
+        if kind in ("LocalLLM", "LocalEmbedding"):
+            embedding = kind == "LocalEmbedding"
+            method = str(args.get("deploy_method") or "auto")
+            if method == "dummy" and not embedding:
+                models[need.id] = {"kind": "dummy"}
+                continue
+            if method not in FRAMEWORKS:
+                raise UsageError(f"{kind} at {need.path}: deploy_method {method!r} is not served here",
+                                 f"use one of: {', '.join(FRAMEWORKS)}" + ("" if embedding else ", dummy"))
+            framework = "embedding" if embedding and method == "auto" else FRAMEWORKS[method]
+            sub = DeployModelRequest(model=str(args.get("base_model")), framework=framework,
+                                     launch=replace(request.launch, name=name, port=None,
+                                                    gpus="none" if embedding else request.launch.gpus),
+                                     build=request.build)
+            m = model_server(sub, name, role=f"{'embed' if embedding else 'model'}-{need.id}".lower())
+            units.append(m.unit)
+            models[need.id] = {"kind": "openai", "url": f"{m.internal_url}{m.server.api_base}",
+                               "model": m.server.served_name}
+        elif kind == "OnlineEmbedding":
+            src = online.source(str(args.get("source") or "openai").lower())
+            keys[f"{KEY_DIR}/{need.id}"] = args.get("api_key") or online.api_key(src)
+            models[need.id] = {"kind": "openai", "url": args.get("base_url") or online.base_url(src),
+                               "model": args.get("base_model") or "text-embedding-3-small",
+                               "key_file": f"{KEY_DIR}/{need.id}"}
+        elif kind == "OnlineLLM":
+            src = online.source(str(args.get("source") or "openai").lower())
+            key = args.get("api_key") or online.api_key(src)
+            keys[f"{KEY_DIR}/{need.id}"] = key
+            models[need.id] = {"kind": "openai", "url": args.get("base_url") or online.base_url(src),
+                               "model": args.get("base_model") or online.model(src, None),
+                               "key_file": f"{KEY_DIR}/{need.id}"}
+    return models, units, keys
+
+
+def sandbox_unit(name: str, plan) -> Unit:
+    folder = service_files_dir(name) / "sandbox"
+    spec = LaunchSpec(
+        name=f"{name}-sandbox", image=plan.top.ref, role="workflow",
+        command=("python3", "-m", "lazyllm_images.runtime.graph.sandbox", "--socket", SOCKET, "--scratch",
+                 "/tmp/scratch", "--quiet"),
+        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"}, network="none", read_only_rootfs=True,
+        mounts=(MountSpec("bind", SOCKET_DIR, str(folder), purpose="socket"), scratch_mount()),
+        labels=service_labels(name, "sandbox"))
+    return Unit(spec, stack=plan, ready_path=str(folder / "sandbox.sock"))
+
+
+def runner_unit(request: RunRequest, name: str, plan, graph_file: Path, models: dict, keys: dict,
+                sandbox: bool) -> Unit:
+    config = {"models": models, "http": True}
+    command = RUNNER + ("serve", GRAPH_TARGET, "--host", "0.0.0.0", "--port", str(PORT),
+                        "--services", f"/graph/{SERVICES_FILE}")
+    mounts = [MountSpec("bind", GRAPH_TARGET, str(graph_file), read_only=True, purpose="graph"),
+              MountSpec("bind", f"/graph/{SERVICES_FILE}", str(service_files_dir(name) / SERVICES_FILE),
+                        read_only=True, purpose="config"), scratch_mount()]
+    if sandbox:
+        command += ("--sandbox", SOCKET)
+        mounts.append(MountSpec("bind", SOCKET_DIR, str(service_files_dir(name) / "sandbox"), purpose="socket"))
+    if request.launch.auth_token:
+        command += ("--auth-token-file", "/tmp/lazyllm/auth-token")
+        keys = {**keys, "/tmp/lazyllm/auth-token": request.launch.auth_token}
+    spec = LaunchSpec(
+        name=f"{name}-graph", image=plan.top.ref, command=command, role="workflow",
+        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"}, network=f"{name}-net", read_only_rootfs=True,
+        ports=(PortSpec("api", PORT, request.launch.port, request.launch.host),),
+        mounts=tuple(mounts), healthcheck=HealthCheck("/healthz", PORT, start_period_s=60),
+        labels=service_labels(name, "workflow", model="graph", graph=graph_file.name))
+    spec, proxy = with_host_trust(spec)
+    secrets = with_secret_env({"files": keys} if keys else None, proxy)
+    return Unit(spec, stack=plan, secrets=secrets, files=((SERVICES_FILE, json.dumps(config, indent=2)),),
+                urls=(("graph", "/v1"),))
+
+
+def describe(request: RunRequest, graph, graph_file: Path) -> Service:
+    needs = graph.services()
+    check_supported(needs)
+    name = service_name(request.launch, f"lazyllm-graph-{graph_file.stem}".lower()[:40].rstrip("-_."))
+    plan = runner_plan(request)
+    models, units, keys = _model_units(request, name, needs)
+    has_code = any(n.code for n in graph.nodes_by_id.values())
+    if has_code:
+        units.append(sandbox_unit(name, plan))
+    runner = runner_unit(request, name, plan, graph_file, models, keys, has_code)
+    units.append(runner)
+    primary = len(units) - 1
+    if graph.root.web is not None:                  # upstream's web resource: the chat page over the graph
+        from .chat import AUTH_TOKEN_FILE, chat_spec, file_secrets
+        token = request.launch.auth_token
+        chat = chat_spec(name, plan.top.ref, f"http://{runner.spec.name}:{PORT}", "graph",
+                         host_ip=request.launch.host, network=f"{name}-net", depends_on=(runner.spec.name,),
+                         title=str(graph.root.web.args.get("title") or "LazyLLM graph"), api_key=bool(token),
+                         auth=bool(token))
+        units.append(Unit(chat, stack=plan, urls=(("chat", "/"),),
+                          secrets=file_secrets(("/tmp/lazyllm/api-key", token), (AUTH_TOKEN_FILE, token))))
+    return Service(name, tuple(units), gpu_mode(units, request.launch.dry_run), primary=primary)
+
+
+def serves(request: RunRequest, graph, argv: tuple[str, ...]) -> bool:
+    """A service that stays up: --serve, or a graph with a ``server`` (or ``web``) resource run without inputs."""
+    return request.graph_serve or (not argv and (graph.root.server is not None or graph.root.web is not None))
+
+
+def run(request: RunRequest, graph, graph_file: Path, argv: tuple[str, ...]) -> None:
+    service = describe(request, graph, graph_file)
+    if serves(request, graph, argv) or request.launch.dry_run:
+        start(service, request.launch, request.build, partial(print_summary, service))
+        return
+    from ..backends import docker as backend
+    from ..build.runner import build_plan
+    from .start import check_gpus
+    for plan in service.stacks():
+        build_plan(plan, request.build, write_lock=False, quiet=True)
+    check_gpus(service)
+    running = backend.up(service, request.launch.timeout)
+    try:
+        url = running.urls["graph"]
+        if argv:
+            raise SystemExit(run_once(url, request, argv))
+        repl(url, request)
+    finally:
+        backend.remove(running.containers, service.name)
+
+
+def _post(url: str, body: dict, request: RunRequest) -> dict:
+    import httpx
+    headers = {"Authorization": f"Bearer {request.launch.auth_token}"} if request.launch.auth_token else {}
+    r = httpx.post(f"{url}/run", json=body, headers=headers, timeout=request.launch.timeout)
+    return r.json()
+
+
+def run_once(url: str, request: RunRequest, argv: tuple[str, ...]) -> int:
+    from ..runtime.graph.values import parse_cli_input
+    body = {"args": json.loads(argv[1])} if argv[0] == "--args" else {"input": parse_cli_input(argv[1])}
+    answer = _post(url, body, request)
+    if answer.get("ok"):
+        print(json.dumps(answer["result"], ensure_ascii=False), flush=True)
+        return 0
+    sys.stderr.write(f"error: {answer.get('error')}\n" + (f"hint: {answer['hint']}\n" if answer.get("hint") else ""))
+    return 1
+
+
+def repl(url: str, request: RunRequest) -> None:
+    from ..runtime.graph.values import upstream_str
+    while True:
+        sys.stdout.write(PROMPT)
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line or line.removesuffix("\n") == "quit":
+            sys.stdout.write("\n" if not line else "")
+            return
+        answer = _post(url, {"input": line.removesuffix("\n")}, request)
+        if answer.get("ok"):
+            print(f"answer: {upstream_str(answer['result'])}", flush=True)
+        else:
+            sys.stderr.write(f"error: {answer.get('error')}\n")
+
+
+def print_summary(service: Service, urls: dict[str, str]) -> None:
+    print(f"service:   {service.name}")
+    if "chat" in urls:
+        print(f"chat page: {urls['chat']}")
+    print(f"api:       {urls['graph']}/run   (POST {{\"input\": ...}}; \"stream\": true for node events)")
+    print(f"chat:      {urls['graph']}/chat/completions (OpenAI shape)")
+    print(f"try:       curl {urls['graph']}/run -H 'Content-Type: application/json' -d '{{\"input\": \"hello\"}}'")
+    print(f"manage:    lazyllm ps | lazyllm logs {service.name} | lazyllm stop {service.name}")
