@@ -91,29 +91,20 @@ def wait_status(client: httpx.Client, name: str, wanted=("Ready",), timeout: flo
 
 
 def chat(endpoint: str, text: str) -> str:
-    """upstream's client: the OpenAI client on the endpoint (…/v1/), model "lazyllm"; httpx where the openai
-    package is not installed (it is not a dev dependency), with the same request."""
-    try:
-        import openai
-    except ImportError:
-        openai = None
-    if openai is not None:
-        client = openai.OpenAI(base_url=endpoint, api_key="unused", timeout=120)
-        done = client.chat.completions.create(model="lazyllm", max_tokens=8, temperature=0,
-                                              messages=[{"role": "user", "content": text}])
-        return done.choices[0].message.content
-    resp = httpx.post(f"{endpoint}chat/completions", timeout=120, json={
-        "model": "lazyllm", "max_tokens": 8, "temperature": 0, "messages": [{"role": "user", "content": text}]})
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert body["object"] == "chat.completion" and body["choices"][0]["finish_reason"] in ("length", "stop")
-    return body["choices"][0]["message"]["content"]
+    """upstream's client: the OpenAI client on the endpoint (…/v1/), model "lazyllm"."""
+    import openai
+    client = openai.OpenAI(base_url=endpoint, api_key="unused", timeout=120)
+    done = client.chat.completions.create(model="lazyllm", max_tokens=8, temperature=0,
+                                          messages=[{"role": "user", "content": text}])
+    assert done.choices[0].finish_reason in ("length", "stop")
+    return done.choices[0].message.content
 
 
 def embed(endpoint: str, texts: list[str]) -> list[list[float]]:
-    resp = httpx.post(f"{endpoint}embeddings", json={"model": "lazyllm", "input": texts}, timeout=120)
-    assert resp.status_code == 200, resp.text
-    return [d["embedding"] for d in resp.json()["data"]]
+    import openai
+    client = openai.OpenAI(base_url=endpoint, api_key="unused", timeout=120)
+    done = client.embeddings.create(model="lazyllm", input=texts)
+    return [d.embedding for d in sorted(done.data, key=lambda d: d.index)]
 
 
 def everything_said(*containers: str) -> str:
