@@ -36,6 +36,8 @@ SOCKET = f"{SOCKET_DIR}/sandbox.sock"
 SERVICES_FILE = "graph-services.json"
 KEY_DIR = "/tmp/lazyllm/keys"
 SUPPORTED = ("model", "embedding", "http", "resource")
+RETRIEVAL = ("Document", "Retriever")            # of the retrieval kinds, those served (Reranker: not yet)
+DEFAULT_EMBED = "all-MiniLM-L6-v2"
 FRAMEWORKS = {"auto": "auto", "vllm": "vllm", "lightllm": "lightllm", "lmdeploy": "lmdeploy", "infinity": "infinity"}
 
 
@@ -49,7 +51,7 @@ def _local_or_online(need) -> str | None:
 
 def check_supported(needs) -> None:
     """Kinds whose services this version does not start yet: refused before anything starts, with their paths."""
-    missing = [n for n in needs if n.category not in SUPPORTED]
+    missing = [n for n in needs if n.category not in SUPPORTED and n.kind not in RETRIEVAL]
     if missing:
         where = ", ".join(f"{n.kind} at {n.path}" for n in missing)
         raise UsageError(f"this graph needs services lazyllm-images does not start for graphs yet: {where}",
@@ -97,6 +99,36 @@ def _model_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit
     return models, units, keys
 
 
+def _dataset(path: str, graph_file: Path, where: str) -> Path:
+    folder = Path(path).expanduser()
+    folder = folder if folder.is_absolute() else graph_file.parent / folder
+    if not folder.is_dir():
+        raise UsageError(f"Document at {where}: dataset_path {path!r} is not a folder ({folder})",
+                         "give the folder of the documents, absolute or relative to the graph file")
+    return folder.resolve()
+
+
+def _document_units(request: RunRequest, name: str, needs, graph_file: Path) -> tuple[dict, list[Unit]]:
+    """Each Document: the RAG service over its dataset_path (read-only) with an embedding server (its ``embed``
+    resource's model, else the packaged all-MiniLM-L6-v2); its Retrievers query it."""
+    from .run import retrieval_spec
+    by_id = {n.id: n for n in needs}
+    documents, units = {}, []
+    for need in needs:
+        if need.kind != "Document":
+            continue
+        folder = _dataset(str(need.args.get("dataset_path")), graph_file, need.path)
+        embed_ref = by_id.get(str(need.args.get("embed"))) if need.args.get("embed") else None
+        model = ((embed_ref.args.get("kw") or embed_ref.args) if embed_ref else {}).get("base_model") or DEFAULT_EMBED
+        sub = DeployModelRequest(model=str(model), framework="embedding", build=request.build,
+                                 launch=replace(request.launch, name=name, port=None, gpus="none"))
+        embed = model_server(sub, name, role=f"docembed-{need.id}".lower())
+        spec = retrieval_spec(name, folder, embed, request.launch.host, None, role=f"doc-{need.id}".lower())
+        units += [embed.unit, Unit(spec, stack=embed.plan)]
+        documents[need.id] = {"url": f"http://{spec.name}:{spec.ports[0].container_port}/v1"}
+    return documents, units
+
+
 def sandbox_unit(name: str, plan) -> Unit:
     folder = service_files_dir(name) / "sandbox"
     spec = LaunchSpec(
@@ -110,8 +142,8 @@ def sandbox_unit(name: str, plan) -> Unit:
 
 
 def runner_unit(request: RunRequest, name: str, plan, graph_file: Path, models: dict, keys: dict,
-                sandbox: bool) -> Unit:
-    config = {"models": models, "http": True}
+                sandbox: bool, documents: dict | None = None) -> Unit:
+    config = {"models": models, "documents": documents or {}, "http": True}
     command = RUNNER + ("serve", GRAPH_TARGET, "--host", "0.0.0.0", "--port", str(PORT),
                         "--services", f"/graph/{SERVICES_FILE}")
     mounts = [MountSpec("bind", GRAPH_TARGET, str(graph_file), read_only=True, purpose="graph"),
@@ -141,10 +173,12 @@ def describe(request: RunRequest, graph, graph_file: Path) -> Service:
     name = service_name(request.launch, f"lazyllm-graph-{graph_file.stem}".lower()[:40].rstrip("-_."))
     plan = runner_plan(request)
     models, units, keys = _model_units(request, name, needs)
+    documents, doc_units = _document_units(request, name, needs, graph_file)
+    units += doc_units
     has_code = any(n.code for n in graph.nodes_by_id.values())
     if has_code:
         units.append(sandbox_unit(name, plan))
-    runner = runner_unit(request, name, plan, graph_file, models, keys, has_code)
+    runner = runner_unit(request, name, plan, graph_file, models, keys, has_code, documents)
     units.append(runner)
     primary = len(units) - 1
     if graph.root.web is not None:                  # upstream's web resource: the chat page over the graph

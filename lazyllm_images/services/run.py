@@ -118,6 +118,25 @@ def _generator(request: RunRequest, service: str) -> tuple[list[Unit], list[str]
     return [], [], None
 
 
+def retrieval_spec(service: str, folder: Path, embed: ModelServer, host: str, port: int | None,
+                   extra: tuple[str, ...] = (), role: str = "rag") -> LaunchSpec:
+    """The RAG service over ``folder`` (read-only) with its index in a volume, named ``SERVICE-ROLE``: ``run rag``'s
+    and a graph's Document (whose Retrievers query it)."""
+    command = ("python3", "-m", "lazyllm_images.runtime.rag", "--documents", "/docs",
+               "--index", "/var/lib/lazyllm/index", "--embed-url", embed.internal_url,
+               "--embed-model", embed.server.served_name, "--served-model-name", RAG_MODEL,
+               "--host", "0.0.0.0", "--port", str(RAG_PORT), *extra)
+    return LaunchSpec(
+        name=f"{service}-{role}", image=embed.plan.top.ref, command=command, role="rag",
+        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
+        ports=(PortSpec("rag", RAG_PORT, port, host),),
+        mounts=(MountSpec("bind", "/docs", str(folder), read_only=True, purpose="documents"),
+                MountSpec("volume", "/var/lib/lazyllm", index_volume(folder, embed.server.served_name),
+                          purpose="index"), scratch_mount()),
+        labels=service_labels(service, "rag", model=RAG_MODEL, documents=str(folder)),
+        healthcheck=HealthCheck("/healthz", RAG_PORT), network=f"{service}-net", read_only_rootfs=True)
+
+
 def rag(request: RunRequest) -> Service:
     folder = _documents(request.documents)
     name = service_name(request.launch, "lazyllm-rag")
@@ -129,23 +148,11 @@ def rag(request: RunRequest) -> Service:
         units.append(unit)
     llm_units, llm_args, rag_secrets = _generator(request, name)
     units += llm_units
-    command = ("python3", "-m", "lazyllm_images.runtime.rag", "--documents", "/docs",
-               "--index", "/var/lib/lazyllm/index", "--embed-url", embed.internal_url,
-               "--embed-model", embed.server.served_name, "--served-model-name", RAG_MODEL,
-               "--host", "0.0.0.0", "--port", str(RAG_PORT), *llm_args, *rerank_args)
     token = request.launch.auth_token
+    rag_spec = retrieval_spec(name, folder, embed, request.launch.host, request.launch.port,
+                              (*llm_args, *rerank_args, *(("--auth-token-file", AUTH_TOKEN_FILE) if token else ())))
     if token:                             # its clients (the chat page too) show this token
-        command += ("--auth-token-file", AUTH_TOKEN_FILE)
         rag_secrets = {"files": {**(rag_secrets or {}).get("files", {}), AUTH_TOKEN_FILE: token}}
-    rag_spec = LaunchSpec(
-        name=f"{name}-rag", image=embed.plan.top.ref, command=command, role="rag",
-        env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1"},
-        ports=(PortSpec("rag", RAG_PORT, request.launch.port, request.launch.host),),
-        mounts=(MountSpec("bind", "/docs", str(folder), read_only=True, purpose="documents"),
-                MountSpec("volume", "/var/lib/lazyllm", index_volume(folder, embed.server.served_name),
-                          purpose="index"), scratch_mount()),
-        labels=service_labels(name, "rag", model=RAG_MODEL, documents=str(folder)),
-        healthcheck=HealthCheck("/healthz", RAG_PORT), network=f"{name}-net", read_only_rootfs=True)
     if request.source:
         rag_spec, proxy = with_host_trust(rag_spec)
         rag_secrets = with_secret_env(rag_secrets, proxy)

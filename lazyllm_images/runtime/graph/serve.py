@@ -6,6 +6,7 @@
   text/event-stream``) the run's events as Server-Sent Events: ``run_started``, ``node_started``/``node_finished``
   with timings, ``text_delta`` of streaming models, ``log``, ``warning``, then ``run_finished`` with the result, then
   ``data: [DONE]``.
+- ``POST /generate``: upstream's route, the body the input itself, the answer JSON (not a pickle).
 - ``POST /v1/chat/completions``: OpenAI's shape over the graph (the last user message is the input), so the chat
   page can sit in front of it; ``GET /v1/graph``: the graph's nodes and the services it uses; ``GET /healthz``.
 A JSON API, not upstream's pickle over HTTP.
@@ -158,6 +159,16 @@ def make_app(runs: Runs, summary: dict, token: str | None = None) -> Starlette:
                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                           "finish_reason": "stop"}]})
 
+    async def generate(request: Request) -> Response:
+        """upstream's route: the body is the input itself (a plain JSON value); the answer is JSON (upstream sends
+        a base64 pickle, which lets anyone who reaches the port run code)."""
+        try:
+            value = json.loads(await request.body() or b"null")
+        except ValueError as exc:
+            return _error(400, f"the body is not JSON ({exc})")
+        _, q, _ = runs.start([value])
+        return _outcome(await anyio.to_thread.run_sync(_finished, q))
+
     async def models(_: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "graph", "object": "model", "owned_by": "lazyllm"}]})
 
@@ -169,6 +180,7 @@ def make_app(runs: Runs, summary: dict, token: str | None = None) -> Starlette:
 
     app = Starlette(routes=[Route("/v1/run", run, methods=["POST"]),
                             Route("/v1/chat/completions", chat, methods=["POST"]),
+                            Route("/generate", generate, methods=["POST"]),
                             Route("/v1/models", models), Route("/v1/graph", graph), Route("/healthz", healthz)])
     if token:
         from ..auth import TokenGate
