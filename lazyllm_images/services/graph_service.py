@@ -37,6 +37,7 @@ SERVICES_FILE = "graph-services.json"
 KEY_DIR = "/tmp/lazyllm/keys"
 SUPPORTED = ("model", "embedding", "http", "resource")
 RETRIEVAL = ("Document", "Retriever")            # of the retrieval kinds, those served (Reranker: not yet)
+SERVED_KINDS = (*RETRIEVAL, "MCPTool")
 DEFAULT_EMBED = "all-MiniLM-L6-v2"
 FRAMEWORKS = {"auto": "auto", "vllm": "vllm", "lightllm": "lightllm", "lmdeploy": "lmdeploy", "infinity": "infinity"}
 
@@ -51,7 +52,7 @@ def _local_or_online(need) -> str | None:
 
 def check_supported(needs) -> None:
     """Kinds whose services this version does not start yet: refused before anything starts, with their paths."""
-    missing = [n for n in needs if n.category not in SUPPORTED and n.kind not in RETRIEVAL]
+    missing = [n for n in needs if n.category not in SUPPORTED and n.kind not in SERVED_KINDS]
     if missing:
         where = ", ".join(f"{n.kind} at {n.path}" for n in missing)
         raise UsageError(f"this graph needs services lazyllm-images does not start for graphs yet: {where}",
@@ -129,6 +130,41 @@ def _document_units(request: RunRequest, name: str, needs, graph_file: Path) -> 
     return documents, units
 
 
+def _mcp_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit]]:
+    """Each MCPTool: a URL is called as it is; a command runs behind the project's MCP bridge (``deploy
+    mcp_server``'s unit) on the service's network. ``env`` values reach the server on stdin only."""
+    import shlex
+    from ..requests import McpServerRequest
+    from .mcp_container import secrets as bridge_secrets
+    from .mcp_container import mcp_spec
+    tools, units, plan = {}, [], None
+    for need in needs:
+        if need.kind != "MCPTool":
+            continue
+        target = need.args.get("command_or_url")
+        timeout = float(need.args.get("timeout") or 5)
+        if isinstance(target, str) and target.startswith(("http://", "https://")):
+            tools[need.id] = {"url": target, "headers": need.args.get("headers") or {}, "timeout": timeout}
+            continue
+        argv = shlex.split(target) if isinstance(target, str) else [str(a) for a in target or []]
+        if not argv:
+            raise UsageError(f"MCPTool at {need.path} has no command_or_url", "give a server command or a URL")
+        argv += [str(a) for a in need.args.get("args") or []]
+        if plan is None:
+            from ..host import host_facts
+            from ..resolve import resolve
+            plan = resolve(("mcp-bridge",), request.build, host=host_facts())
+        unit_name = f"mcp-{need.id}".lower()
+        container = f"{name}-{unit_name}"
+        bridge = McpServerRequest(command=argv[0], args=tuple(argv[1:]), sse_host="127.0.0.1",
+                                  env=tuple((str(k), str(v)) for k, v in (need.args.get("env") or {}).items()),
+                                  allowed_hosts=(f"{container}:8000",), build=request.build)
+        spec, proxy = mcp_spec(bridge, name, plan.top.ref, unit=unit_name)
+        units.append(Unit(spec, stack=plan, secrets=bridge_secrets(bridge, spec, proxy), wrap=False))
+        tools[need.id] = {"url": f"http://{container}:8000/mcp", "headers": {}, "timeout": timeout}
+    return tools, units
+
+
 def sandbox_unit(name: str, plan) -> Unit:
     folder = service_files_dir(name) / "sandbox"
     spec = LaunchSpec(
@@ -142,8 +178,8 @@ def sandbox_unit(name: str, plan) -> Unit:
 
 
 def runner_unit(request: RunRequest, name: str, plan, graph_file: Path, models: dict, keys: dict,
-                sandbox: bool, documents: dict | None = None) -> Unit:
-    config = {"models": models, "documents": documents or {}, "http": True}
+                sandbox: bool, documents: dict | None = None, tools: dict | None = None) -> Unit:
+    config = {"models": models, "documents": documents or {}, "mcp": tools or {}, "http": True}
     command = RUNNER + ("serve", GRAPH_TARGET, "--host", "0.0.0.0", "--port", str(PORT),
                         "--services", f"/graph/{SERVICES_FILE}")
     mounts = [MountSpec("bind", GRAPH_TARGET, str(graph_file), read_only=True, purpose="graph"),
@@ -174,11 +210,12 @@ def describe(request: RunRequest, graph, graph_file: Path) -> Service:
     plan = runner_plan(request)
     models, units, keys = _model_units(request, name, needs)
     documents, doc_units = _document_units(request, name, needs, graph_file)
-    units += doc_units
+    tools, mcp_units = _mcp_units(request, name, needs)
+    units += doc_units + mcp_units
     has_code = any(n.code for n in graph.nodes_by_id.values())
     if has_code:
         units.append(sandbox_unit(name, plan))
-    runner = runner_unit(request, name, plan, graph_file, models, keys, has_code, documents)
+    runner = runner_unit(request, name, plan, graph_file, models, keys, has_code, documents, tools)
     units.append(runner)
     primary = len(units) - 1
     if graph.root.web is not None:                  # upstream's web resource: the chat page over the graph

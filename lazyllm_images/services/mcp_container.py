@@ -45,12 +45,14 @@ def bridge_command(request: McpServerRequest, host_port: int) -> tuple[str, ...]
     return tuple(argv + ["--", request.command, *request.args])
 
 
-def mcp_spec(request: McpServerRequest, service: str, image: str) -> tuple[LaunchSpec, dict[str, str]]:
-    """The bridge's spec, and the proxy variables that carry credentials (for the child, on stdin)."""
+def mcp_spec(request: McpServerRequest, service: str, image: str,
+             unit: str = "mcp") -> tuple[LaunchSpec, dict[str, str]]:
+    """The bridge's spec, named ``SERVICE-UNIT``, and the proxy variables that carry credentials (for the child, on
+    stdin)."""
     from ..backends.docker import free_port
     port = request.sse_port or free_port(request.sse_host)
     spec = LaunchSpec(
-        name=f"{service}-mcp", image=image, command=bridge_command(request, port), role="mcp",
+        name=f"{service}-{unit}", image=image, command=bridge_command(request, port), role="mcp",
         env={"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "UV_CACHE_DIR": f"{CACHE_TARGET}/uv",
              "npm_config_cache": f"{CACHE_TARGET}/npm", "npm_config_update_notifier": "false"},
         ports=(PortSpec("sse", BRIDGE_PORT, port, request.sse_host),),

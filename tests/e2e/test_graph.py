@@ -198,3 +198,18 @@ def test_an_embedding_graph(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [384, 1.0]      # a unit vector of 384 dimensions
     nothing_running()
+
+
+def test_an_mcp_tool_node_through_the_bridge(tmp_path):
+    """An MCPTool naming a stdio server command: the project's MCP bridge runs it on the graph's network and the
+    runner calls the tool over streamable HTTP (mcp-server-time, a real offline MCP server)."""
+    code = "def tz(r):\n    import json\n    return (json.loads(r) if isinstance(r, str) else r)['timezone']\n"
+    graph = {"nodes": [
+        {"id": "t", "kind": "MCPTool", "name": "clock",
+         "args": {"command_or_url": "uvx mcp-server-time", "tool_name": "get_current_time", "timeout": 60}},
+        {"id": "c", "kind": "Code", "name": "tz", "args": {"code": code}}],
+        "edges": [{"iid": "__start__", "oid": "t"}, {"iid": "t", "oid": "c"}, {"iid": "c", "oid": "__end__"}]}
+    done = run_graph(graph, tmp_path, "--input", '{"timezone": "UTC"}', "--timeout", "600")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == "UTC"
+    nothing_running()

@@ -49,6 +49,7 @@ class RemoteServices(Services):
     def __init__(self, config: dict) -> None:
         self.models: dict[str, dict] = config.get("models") or {}
         self.documents: dict[str, dict] = config.get("documents") or {}
+        self.tools: dict[str, dict] = config.get("mcp") or {}
         self.allow_http = bool(config.get("http"))
         self._keys: dict[str, str] = {}
 
@@ -156,6 +157,16 @@ class RemoteServices(Services):
             return ("" if join is True else str(join)).join(out)
         return out
 
+    def mcp(self, call: ServiceCall) -> Any:
+        """An MCPTool: its ``tool_name`` called with the node's arguments on its server (streamable HTTP: a URL,
+        or the project's bridge in front of a command); the tool's text, or its structured content."""
+        tool = self.tools.get(call.node.id)
+        if tool is None:
+            raise ServiceUnavailable(f"no MCP server was started for the MCPTool \"{call.node.id}\"")
+        import anyio
+        arguments = dict(call.kwargs) or (dict(call.args[0]) if call.args and isinstance(call.args[0], dict) else {})
+        return anyio.run(_call_tool, tool, str(call.node.args.get("tool_name")), arguments)
+
     def classify(self, call: ServiceCall, labels: list[str]) -> str:
         model = self._model(call)
         if model.get("kind") == "dummy":
@@ -185,3 +196,23 @@ def _raise_for(r, model: dict) -> None:
     except ValueError:
         message = r.text[:300]
     raise RuntimeError(f"the model server {model.get('url')} answered {r.status_code}: {message}")
+
+
+async def _call_tool(tool: dict, name: str, arguments: dict) -> Any:
+    from datetime import timedelta
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+    timeout = float(tool.get("timeout") or 5)
+    async with streamablehttp_client(tool["url"], headers=tool.get("headers") or None,
+                                     timeout=timeout) as (read, write, _):
+        async with ClientSession(read, write, read_timeout_seconds=timedelta(seconds=max(timeout, 30))) as session:
+            await session.initialize()
+            result = await session.call_tool(name, arguments)
+    if result.isError:
+        texts = [c.text for c in result.content if getattr(c, "text", None)]
+        raise RuntimeError(f"the MCP tool {name} failed: {' '.join(texts) or 'no reason given'}")
+    if getattr(result, "structuredContent", None):
+        return result.structuredContent
+    texts = [c.text for c in result.content if getattr(c, "text", None) is not None]
+    return texts[0] if len(texts) == 1 else texts
