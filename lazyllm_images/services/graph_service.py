@@ -35,9 +35,9 @@ SOCKET_DIR = "/run/lazyllm-sandbox"
 SOCKET = f"{SOCKET_DIR}/sandbox.sock"
 SERVICES_FILE = "graph-services.json"
 KEY_DIR = "/tmp/lazyllm/keys"
-SUPPORTED = ("model", "embedding", "http", "resource")
-RETRIEVAL = ("Document", "Retriever")            # of the retrieval kinds, those served (Reranker: not yet)
-SERVED_KINDS = (*RETRIEVAL, "MCPTool")
+SUPPORTED = ("model", "embedding", "http", "resource", "agent", "llm_task")
+RETRIEVAL = ("Document", "Retriever")
+SERVED_KINDS = (*RETRIEVAL, "Reranker", "MCPTool")
 DEFAULT_EMBED = "all-MiniLM-L6-v2"
 FRAMEWORKS = {"auto": "auto", "vllm": "vllm", "lightllm": "lightllm", "lmdeploy": "lmdeploy", "infinity": "infinity"}
 
@@ -130,6 +130,31 @@ def _document_units(request: RunRequest, name: str, needs, graph_file: Path) -> 
     return documents, units
 
 
+def _reranker_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit]]:
+    """Each Reranker: the project's embedding server on its cross-encoder (``arguments.model``: a model name, a
+    folder or a hub id, or the id of a resource naming one)."""
+    by_id = {n.id: n for n in needs}
+    models, units = {}, []
+    for need in needs:
+        if need.kind != "Reranker":
+            continue
+        ref = str((need.args.get("arguments") or {}).get("model") or "")
+        if not ref:
+            raise UsageError(f"Reranker at {need.path} names no model", "set arguments.model to a cross-encoder")
+        if ref in by_id:
+            ref = str((by_id[ref].args.get("kw") or by_id[ref].args).get("base_model") or ref)
+        sub = DeployModelRequest(model=ref, framework="embedding", build=request.build,
+                                 launch=replace(request.launch, name=name, port=None, gpus="none"))
+        m = model_server(sub, name, role=f"rerank-{need.id}".lower())
+        if m.kind != "rerank":
+            raise UsageError(f"Reranker at {need.path}: {ref} is not a cross-encoder",
+                             "give a reranker model: config.json names a *ForSequenceClassification with one label")
+        units.append(m.unit)
+        models[need.id] = {"kind": "openai", "url": f"{m.internal_url}{m.server.api_base}",
+                           "model": m.server.served_name}
+    return models, units
+
+
 def _mcp_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit]]:
     """Each MCPTool: a URL is called as it is; a command runs behind the project's MCP bridge (``deploy
     mcp_server``'s unit) on the service's network. ``env`` values reach the server on stdin only."""
@@ -211,7 +236,9 @@ def describe(request: RunRequest, graph, graph_file: Path) -> Service:
     models, units, keys = _model_units(request, name, needs)
     documents, doc_units = _document_units(request, name, needs, graph_file)
     tools, mcp_units = _mcp_units(request, name, needs)
-    units += doc_units + mcp_units
+    rerankers, rerank_units = _reranker_units(request, name, needs)
+    models.update(rerankers)
+    units += doc_units + rerank_units + mcp_units
     has_code = any(n.code for n in graph.nodes_by_id.values())
     if has_code:
         units.append(sandbox_unit(name, plan))

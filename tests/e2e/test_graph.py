@@ -213,3 +213,25 @@ def test_an_mcp_tool_node_through_the_bridge(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == "UTC"
     nothing_running()
+
+
+def test_upstreams_rag_shape_retriever_then_reranker(tiny_reranker, tmp_path):
+    """Upstream's canonical RAG graph, its retrieval half: a Retriever over a Document, then a Reranker (the
+    project's embedding server on a cross-encoder made at test time) that also takes the query."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in (("bees", "Honeybees make honey."), ("trains", "Trains run on rails."),
+                       ("tea", "Tea is brewed from leaves.")):
+        (docs / f"{name}.md").write_text(f"# {name}\n\n{text}\n")
+    graph = {"nodes": [
+        {"id": "r", "kind": "Retriever", "name": "find", "args": {"doc": "d", "group_name": "CoarseChunk", "topk": 3}},
+        {"id": "k", "kind": "Reranker", "name": "order",
+         "args": {"arguments": {"model": str(tiny_reranker), "topk": 2}, "output_format": "content"}}],
+        "edges": [{"iid": "__start__", "oid": "r"}, {"iid": "r", "oid": "k"}, {"iid": "__start__", "oid": "k"},
+                  {"iid": "k", "oid": "__end__"}],
+        "resources": [{"id": "d", "kind": "Document", "name": "docs", "args": {"dataset_path": str(docs)}}]}
+    done = run_graph(graph, tmp_path, "--input", "What do bees make?", "--timeout", "600")
+    assert done.returncode == 0, done.stderr[-3000:]
+    passages = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(passages) == 2 and all(isinstance(p, str) and p for p in passages)   # random weights: any order
+    nothing_running()

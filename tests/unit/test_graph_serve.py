@@ -71,18 +71,40 @@ class StandIn(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         StandIn.seen.append((self.path, body, self.headers.get("Authorization")))
         if self.path.endswith("/chat/completions"):
-            out = {"choices": [{"message": {"content": f"echo {body['messages'][-1]['content']}"}}]}
+            out = {"choices": [{"message": self.chat(body)}]}
+        elif self.path.endswith("/rerank"):         # longer documents first
+            order = sorted(range(len(body["documents"])), key=lambda i: -len(body["documents"][i]))
+            out = {"results": [{"index": i, "relevance_score": 1.0 / (r + 1)} for r, i in enumerate(order)]}
         elif self.path.endswith("/embeddings"):
             out = {"data": [{"index": i, "embedding": [float(len(t)), 1.0]} for i, t in enumerate(body["input"])]}
         else:
             out = {"answer": None, "sources": [{"path": "a.md", "text": "alpha", "score": 0.9},
                                                {"path": "b.md", "text": "beta", "score": 0.5}][:body["top_k"]]}
         data = json.dumps(out).encode()
+        self.reply(data)
+
+    def reply(self, data: bytes) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+    @staticmethod
+    def chat(body: dict) -> dict:
+        """A model that calls the first tool once with x=20, then answers with the tool's result; extracts
+        parameters as JSON; otherwise echoes."""
+        msgs = body["messages"]
+        if body.get("tools") and not any(m["role"] == "tool" for m in msgs):
+            name = body["tools"][0]["function"]["name"]
+            return {"content": None, "tool_calls": [{"id": "c1", "type": "function",
+                                                     "function": {"name": name, "arguments": '{"x": 20}'}}]}
+        if body.get("tools"):
+            return {"content": f"final: {[m for m in msgs if m['role'] == 'tool'][-1]['content']}"}
+        if "Extract these parameters" in (msgs[0].get("content") or ""):
+            return {"content": 'Sure: {"city": "Paris", "days": 3}'}
+        return {"content": f"echo {msgs[-1]['content']}"}
 
 
 @pytest.fixture()
@@ -121,3 +143,39 @@ def test_a_model_node_without_a_server_fails_clearly():
     graph = {"nodes": [{"id": "m", "kind": "LocalLLM", "name": "llm", "args": {"base_model": "x"}}], "edges": []}
     r = client(graph, RemoteServices({})).post("/v1/run", json={"input": "q"})
     assert r.status_code == 422 and "no model server was started" in r.json()["error"]
+
+
+def test_function_call_runs_the_tools_the_model_calls(stand_in):
+    """FunctionCall: the model's tool call runs the Code tool (in the sandbox), its result goes back, the model's
+    final text is the answer."""
+    from lazyllm_images.runtime.graph.sandbox import LocalWorker
+    tool = "def add_one(x: int):\n    \"\"\"Add one to x.\n\n    Args:\n        x (int): the number.\n    \"\"\"\n    return x + 1\n"
+    graph = {"nodes": [{"id": "f", "kind": "FunctionCall", "name": "agent", "args": {"base_model": "m", "tools": ["t"]}}],
+             "edges": [],
+             "resources": [{"id": "m", "kind": "OnlineLLM", "name": "llm", "args": {"source": "openai"}},
+                           {"id": "t", "kind": "Code", "name": "add_one", "args": {"code": tool}}]}
+    loaded, report = load_graph(graph)
+    assert loaded is not None, report.errors
+    services = RemoteServices({"models": {"m": {"kind": "openai", "url": f"{stand_in}/v1", "model": "gpt"}}})
+    with LocalWorker() as worker:
+        result = Executor(loaded, sandbox=worker.client(), services=services).run_result("what is 20 + 1?")
+    assert result.ok and result.value == "final: 21", result.error
+    first = StandIn.seen[0][1]
+    assert first["tools"][0]["function"]["name"] == "add_one"
+
+
+def test_parameter_extractor_and_reranker(stand_in):
+    graph = {"nodes": [
+        {"id": "p", "kind": "ParameterExtractor", "name": "params",
+         "args": {"base_model": "m", "param": ["city", "days"], "type": ["str", "int"],
+                  "description": ["the city", "how many days"], "require": [True, True]}}], "edges": [],
+        "resources": [{"id": "m", "kind": "OnlineLLM", "name": "llm", "args": {"source": "openai"}}]}
+    services = RemoteServices({"models": {"m": {"kind": "openai", "url": f"{stand_in}/v1", "model": "gpt"}}})
+    assert client(graph, services).post("/v1/run", json={"input": "3 days in Paris"}).json() == \
+        {"ok": True, "result": ["Paris", 3]}
+    rerank = {"nodes": [{"id": "r", "kind": "Reranker", "name": "order",
+                         "args": {"arguments": {"model": "ce", "topk": 2}, "output_format": "content"}}],
+              "edges": []}
+    services = RemoteServices({"models": {"r": {"kind": "openai", "url": f"{stand_in}/v1", "model": "ce"}}})
+    answer = client(rerank, services).post("/v1/run", json={"args": [["a", "ccc", "bb"], "q"]}).json()
+    assert answer == {"ok": True, "result": ["ccc", "bb"]}

@@ -21,6 +21,7 @@ from .services import HttpRequest, ServiceCall, Services, ServiceUnavailable
 
 DUMMY_SYSTEM = "You are an AI-Agent developed by LazyLLM."
 TIMEOUT = 600.0
+MAX_ROUNDS = 10
 
 
 def _text(value: Any) -> str:
@@ -167,6 +168,88 @@ class RemoteServices(Services):
         arguments = dict(call.kwargs) or (dict(call.args[0]) if call.args and isinstance(call.args[0], dict) else {})
         return anyio.run(_call_tool, tool, str(call.node.args.get("tool_name")), arguments)
 
+    def rerank(self, call: ServiceCall) -> Any:
+        """A Reranker on the project's embedding server serving its cross-encoder (``/v1/rerank``): the passages
+        (``nodes``: texts or ``{"content"}`` dicts) reordered by relevance to the query, its ``topk`` kept."""
+        import httpx
+        model = self.models.get(call.node.id)
+        if model is None:
+            raise ServiceUnavailable(f"no reranker server was started for the Reranker \"{call.node.id}\"")
+        nodes, query = (list(call.args) + [None, None])[:2]
+        nodes = list(nodes) if isinstance(nodes, (list, tuple)) else [nodes]
+        texts = [n.get("content", "") if isinstance(n, dict) else _text(n) for n in nodes]
+        arguments = call.node.args.get("arguments") or {}
+        top = int(arguments.get("topk") or len(texts) or 1)
+        r = httpx.post(model["url"].rstrip("/") + "/rerank", timeout=TIMEOUT,
+                       json={"model": model["model"], "query": _text(query), "documents": texts, "top_n": top})
+        _raise_for(r, model)
+        ranked = [nodes[x["index"]] for x in r.json()["results"]][:top]
+        if call.node.args.get("output_format") == "content":
+            ranked = [n.get("content", "") if isinstance(n, dict) else _text(n) for n in ranked]
+            join = call.node.args.get("join")
+            if join:
+                return ("" if join is True else str(join)).join(ranked)
+        return ranked
+
+    def agent(self, call: ServiceCall, tools: list) -> Any:
+        """FunctionCall (upstream's ReactAgent by default): the model is given the tools in OpenAI's ``tools`` shape;
+        each tool call it makes is run (Code tools in the sandbox) and answered, until it answers in text."""
+        model = self._model(call)
+        by_name = {t.name: t for t in tools}
+        specs = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                   "parameters": t.parameters}} for t in tools]
+        msgs = messages(call)
+        for _ in range(MAX_ROUNDS):
+            reply = self._complete(model, msgs, tools=specs)
+            calls = reply.get("tool_calls") or []
+            if not calls:
+                return reply.get("content") or ""
+            msgs.append({"role": "assistant", "content": reply.get("content"), "tool_calls": calls})
+            for c in calls:
+                fn = c.get("function") or {}
+                tool = by_name.get(fn.get("name"))
+                try:
+                    arguments = json.loads(fn.get("arguments") or "{}")
+                except ValueError:
+                    arguments = {}
+                out = tool.call(arguments) if tool else {"ok": False, "value": f"no tool named {fn.get('name')}"}
+                msgs.append({"role": "tool", "tool_call_id": c.get("id", ""), "content": _text(out.get("value"))})
+        raise RuntimeError(f"the agent made no final answer after {MAX_ROUNDS} rounds of tool calls")
+
+    def llm_task(self, call: ServiceCall) -> Any:
+        """ParameterExtractor, QustionRewrite, CodeGenerator: one instruction to the ``base_model``."""
+        from .values import Package
+        model, args, kind = self._model(call), call.node.args, call.node.kind
+        text = _text(call.args[0] if call.args else "")
+        if kind == "ParameterExtractor":
+            params = list(args.get("param") or [])
+            fields = "; ".join(f"{p} ({t}): {d}" for p, t, d in zip(params, args.get("type") or [],
+                                                                    args.get("description") or []))
+            ask = f"Extract these parameters from the text and answer with a JSON object only: {fields}"
+            answer = self._complete(model, [{"role": "system", "content": ask}, {"role": "user", "content": text}])
+            found = _json_object(answer.get("content") or "")
+            values = [found.get(p) for p in params]
+            return values[0] if len(values) == 1 else Package(values)
+        if kind == "QustionRewrite":
+            ask = args.get("rewrite_prompt") or "Rewrite the question to be clear and self-contained."
+            answer = self._complete(model, [{"role": "system", "content": ask}, {"role": "user", "content": text}])
+            out = (answer.get("content") or "").strip()
+            return [line for line in out.splitlines() if line.strip()] if args.get("formatter") == "list" else out
+        ask = args.get("prompt") or "Write the Python code the user asks for. Answer with the code only."
+        answer = self._complete(model, [{"role": "system", "content": ask}, {"role": "user", "content": text}])
+        return _strip_fence(answer.get("content") or "")
+
+    def _complete(self, model: dict, msgs: list[dict], tools: list | None = None) -> dict:
+        """One non-streaming chat completion: the assistant message."""
+        import httpx
+        if model.get("kind") == "dummy":
+            return {"content": f"reply for {DUMMY_SYSTEM}{msgs[-1]['content']}, and parameters is {{}}"}
+        body = {"model": model["model"], "messages": msgs, **({"tools": tools} if tools else {})}
+        headers = {"Authorization": f"Bearer {self._key(model)}"} if model.get("key_file") else {}
+        r = httpx.post(model["url"].rstrip("/") + "/chat/completions", json=body, headers=headers, timeout=TIMEOUT)
+        _raise_for(r, model)
+        return r.json()["choices"][0]["message"]
+
     def classify(self, call: ServiceCall, labels: list[str]) -> str:
         model = self._model(call)
         if model.get("kind") == "dummy":
@@ -216,3 +299,25 @@ async def _call_tool(tool: dict, name: str, arguments: dict) -> Any:
         return result.structuredContent
     texts = [c.text for c in result.content if getattr(c, "text", None) is not None]
     return texts[0] if len(texts) == 1 else texts
+
+
+def _json_object(text: str) -> dict:
+    """The first JSON object in a model's answer ({} when there is none)."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            found, _ = json.JSONDecoder().raw_decode(text[start:])
+            if isinstance(found, dict):
+                return found
+        except ValueError:
+            pass
+        start = text.find("{", start + 1)
+    return {}
+
+
+def _strip_fence(text: str) -> str:
+    """Code out of a markdown fence, when the model wrote one."""
+    lines = text.strip().splitlines()
+    if len(lines) >= 2 and lines[0].startswith("```") and lines[-1].startswith("```"):
+        return "\n".join(lines[1:-1])
+    return text.strip()
