@@ -145,6 +145,25 @@ def with_secret_exec(spec: LaunchSpec) -> LaunchSpec:
 
 def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None, wrap: bool = True,
           gids: dict | None = None):
+    """Create and start one container (``_start``), then join the other services' networks it names."""
+    container = _start(spec, gpu_mode, secrets, wrap, gids)
+    try:
+        for net in spec.extra_networks:
+            connect(container, net)
+    except BaseException:
+        _remove_quietly(engine.client(), container.id)
+        raise
+    return container
+
+
+def connect(container, network: str) -> None:
+    done = engine.call("POST", f"/networks/{network}/connect", {"Container": container.id}, ok=(200,))
+    if done is None:
+        engine.client().networks.get(network).connect(container.id)
+
+
+def _start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None, wrap: bool = True,
+           gids: dict | None = None):
     """Create and start one container. ``secrets`` ({"env": {...}, "files": {"/tmp/x": "..."}}) go through the
     attach socket to runtime.secret_exec, never into the container's config, labels or logs. ``wrap=False``: the
     container's own command reads that JSON line from stdin (the MCP bridge's --secrets-stdin)."""

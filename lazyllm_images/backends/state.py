@@ -156,3 +156,19 @@ def _remove_networks(services: set[str]) -> None:
                     break
                 except Exception:
                     time.sleep(0.3)
+
+
+def running_model(model: str) -> dict | None:
+    """A running, healthy model server of another service serving ``model`` (its served name): its container,
+    service, framework and in-network port, so a graph can reuse it instead of starting another (None if none)."""
+    flt = engine.managed_filter("service", role="model", model=model)
+    for c in engine.client().containers.list(filters=flt):
+        health = ((c.attrs.get("State") or {}).get("Health") or {}).get("Status")
+        if health not in (None, "healthy"):
+            continue
+        ports = sorted((c.attrs.get("Config") or {}).get("ExposedPorts") or {})
+        if not ports:
+            continue
+        return {"container": c.name, "service": c.labels.get(SERVICE, ""), "port": int(ports[0].split("/")[0]),
+                "framework": c.labels.get(f"{LABEL_PREFIX}.framework", "")}
+    return None

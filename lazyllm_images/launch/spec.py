@@ -249,6 +249,7 @@ class LaunchSpec:
     working_dir: str | None = None
     stdin_open: bool = False            # the launcher writes secrets on stdin
     depends_on: tuple[str, ...] = ()    # names of specs that must be healthy before this one starts
+    extra_networks: tuple[str, ...] = ()   # other services' networks it joins (a graph runner reusing a model)
     restart: str = "no"                 # no | on-failure | unless-stopped
 
     def __post_init__(self):

@@ -60,9 +60,27 @@ def check_supported(needs) -> None:
                          "'run WORKFLOW.json')")
 
 
-def _model_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit], dict]:
-    """(services.json models, their units, key files for the runner's stdin)."""
-    models, units, keys = {}, [], {}
+def _reuse(base_model: str, framework: str) -> tuple[dict, str] | None:
+    """A model server already running for this model (``lazyllm deploy``, another graph), healthy and of the asked
+    framework: its config and its service's network, which the runner joins."""
+    from ..backends.state import running_model
+    from ..frameworks import get
+    from .models import resolve_model
+    found = running_model(resolve_model(base_model).served_name)
+    if found is None or (framework != "auto" and found["framework"] != framework):
+        return None
+    sys.stderr.write(f"note: the LocalLLM {base_model} is served by the running service {found['service']}: "
+                     "the graph uses it\n")
+    api = get(found["framework"]).api_base if found["framework"] else "/v1"
+    config = {"kind": "openai", "url": f"http://{found['container']}:{found['port']}{api}",
+              "model": resolve_model(base_model).served_name}
+    return config, f"{found['service']}-net"
+
+
+def _model_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit], dict, tuple[str, ...]]:
+    """(services.json models, their units, key files for the runner's stdin); models served by a running service
+    are reused (``networks``: the ones the runner joins)."""
+    models, units, keys, networks = {}, [], {}, []
     for need in needs:
         kind = _local_or_online(need)
         args = (need.args.get("kw") if need.kind in ("LLM", "Embedding") else None) or need.args
@@ -76,6 +94,11 @@ def _model_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit
                 raise UsageError(f"{kind} at {need.path}: deploy_method {method!r} is not served here",
                                  f"use one of: {', '.join(FRAMEWORKS)}" + ("" if embedding else ", dummy"))
             framework = "embedding" if embedding and method == "auto" else FRAMEWORKS[method]
+            reused = None if request.launch.dry_run or embedding else _reuse(str(args.get("base_model")), framework)
+            if reused is not None:
+                models[need.id], net = reused
+                networks.append(net)
+                continue
             sub = DeployModelRequest(model=str(args.get("base_model")), framework=framework,
                                      launch=replace(request.launch, name=name, port=None,
                                                     gpus="none" if embedding else request.launch.gpus),
@@ -97,7 +120,7 @@ def _model_units(request: RunRequest, name: str, needs) -> tuple[dict, list[Unit
             models[need.id] = {"kind": "openai", "url": args.get("base_url") or online.base_url(src),
                                "model": args.get("base_model") or online.model(src, None),
                                "key_file": f"{KEY_DIR}/{need.id}"}
-    return models, units, keys
+    return models, units, keys, tuple(networks)
 
 
 def _dataset(path: str, graph_file: Path, where: str) -> Path:
@@ -233,7 +256,7 @@ def describe(request: RunRequest, graph, graph_file: Path) -> Service:
     check_supported(needs)
     name = service_name(request.launch, f"lazyllm-graph-{graph_file.stem}".lower()[:40].rstrip("-_."))
     plan = runner_plan(request)
-    models, units, keys = _model_units(request, name, needs)
+    models, units, keys, networks = _model_units(request, name, needs)
     documents, doc_units = _document_units(request, name, needs, graph_file)
     tools, mcp_units = _mcp_units(request, name, needs)
     rerankers, rerank_units = _reranker_units(request, name, needs)
@@ -243,6 +266,7 @@ def describe(request: RunRequest, graph, graph_file: Path) -> Service:
     if has_code:
         units.append(sandbox_unit(name, plan))
     runner = runner_unit(request, name, plan, graph_file, models, keys, has_code, documents, tools)
+    runner = replace(runner, spec=replace(runner.spec, extra_networks=networks))
     units.append(runner)
     primary = len(units) - 1
     if graph.root.web is not None:                  # upstream's web resource: the chat page over the graph
@@ -290,10 +314,28 @@ def _post(url: str, body: dict, request: RunRequest) -> dict:
     return r.json()
 
 
+def _traced(url: str, body: dict, request: RunRequest) -> dict:
+    """A run with its events (``--trace``): each node's timing to stderr, as the one-container run prints them."""
+    import httpx
+    from ..runtime.graph.cli import trace_printer
+    headers = {"Authorization": f"Bearer {request.launch.auth_token}"} if request.launch.auth_token else {}
+    show, final = trace_printer(sys.stderr), {}
+    with httpx.stream("POST", f"{url}/run", json={**body, "stream": True}, headers=headers,
+                      timeout=request.launch.timeout) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                event = json.loads(line[6:])
+                show(event)
+                final = event if event["type"] == "run_finished" else final
+    error = final.get("error") or {}
+    return {"ok": final.get("ok"), "result": final.get("result"), "error": error.get("message"),
+            "hint": error.get("hint")}
+
+
 def run_once(url: str, request: RunRequest, argv: tuple[str, ...]) -> int:
     from ..runtime.graph.values import parse_cli_input
     body = {"args": json.loads(argv[1])} if argv[0] == "--args" else {"input": parse_cli_input(argv[1])}
-    answer = _post(url, body, request)
+    answer = _traced(url, body, request) if request.graph_trace else _post(url, body, request)
     if answer.get("ok"):
         print(json.dumps(answer["result"], ensure_ascii=False), flush=True)
         return 0

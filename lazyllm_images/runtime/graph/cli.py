@@ -122,7 +122,7 @@ def _needs_sandbox(graph: LoadedGraph) -> bool:
     return any(n.code for n in graph.nodes_by_id.values())
 
 
-def _trace_printer(err: TextIO):
+def trace_printer(err: TextIO):
     def on_event(event: dict) -> None:
         if event["type"] in ("node_finished", "node_failed"):
             status = "failed" if event["type"] == "node_failed" else "ok"
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None, *, services: Services | None = None, san
         if sandbox is False:
             return EXIT_FAILED
         executor = Executor(graph, sandbox=sandbox, services=services,
-                            on_event=_trace_printer(err) if ns.trace else None)
+                            on_event=trace_printer(err) if ns.trace else None)
         if inputs is None:
             return repl(executor, stdin or sys.stdin, out, err)
         return one_shot(executor, inputs, out, err)
