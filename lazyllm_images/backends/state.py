@@ -159,12 +159,12 @@ def _remove_networks(services: set[str]) -> None:
 
 
 def running_model(model: str) -> dict | None:
-    """A running, healthy model server of another service serving ``model`` (its served name): its container,
+    """A running model server (not unhealthy) of another service serving ``model`` (its served name): its container,
     service, framework and in-network port, so a graph can reuse it instead of starting another (None if none)."""
     flt = engine.managed_filter("service", role="model", model=model)
     for c in engine.client().containers.list(filters=flt):
         health = ((c.attrs.get("State") or {}).get("Health") or {}).get("Status")
-        if health not in (None, "healthy"):
+        if health == "unhealthy":           # "starting": the engine has not run its first check yet
             continue
         ports = sorted((c.attrs.get("Config") or {}).get("ExposedPorts") or {})
         if not ports:
