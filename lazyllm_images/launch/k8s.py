@@ -37,7 +37,7 @@ def _labels(spec: LaunchSpec) -> dict[str, str]:
 
 def _volume(m: MountSpec, index: int) -> tuple[dict, dict]:
     if m.purpose == ENGINE_PURPOSE:
-        raise UsageError("a container that drives this host's Docker engine (the inference controller) has no "
+        raise UsageError("a container that drives this host's Docker engine (the inference or training controller) has no "
                          "Kubernetes form yet", "run it on the engine's host: 'lazyllm run infer_service'")
     vname = f"{k8s_name(m.purpose or m.kind)}-{index}"
     mount = {"name": vname, "mountPath": m.target}

@@ -25,41 +25,45 @@ What the controller's container holds, and nothing more:
 from __future__ import annotations
 
 import json
-import os
-import stat
 import sys
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
-from ..errors import LaunchError, UsageError
-from ..launch.spec import (ENGINE_PURPOSE, HealthCheck, LaunchSpec, MountSpec, PortSpec, scratch_mount,
-                           service_labels)
-from ..launch.unit import Service, Unit
-from ..paths import dockerfiles_dir, package_dir, recipes_dir, service_files_dir, state_path
+from ..errors import UsageError
+from ..launch.spec import MountSpec, service_labels
+from ..launch.unit import Service
 from ..requests import BuildOptions, InferServiceRequest
+from .controller_unit import (  # noqa: F401
+    FACTS_FILE,
+    FACTS_TARGET,
+    STATE_TARGET,
+    ControllerSpec,
+    ModelRoot,
+    Tokens,
+    build_flags,
+    check_free,
+    cli_mounts,
+    controller_gpus,
+    controller_unit,
+    engine_note,
+    engine_socket,
+    folder_roots,
+    token_line,
+    token_path,
+    tokens_for,
+)
 
 DEFAULT_PORT = 31340                    # upstream's LazyCraft deployment
 API_PORT = 31340                        # inside the container
 DEFAULT_NAME = "lazyllm-infer"
 GROUP = "infer-controller"              # recipes/groups/infer-controller.yaml
-CLI_ROOT = "/opt/lazyllm/cli"           # the CLI's package (and data) as the controller sees them
-FACTS_FILE = "host-facts.json"
-FACTS_TARGET = "/etc/lazyllm/host-facts.json"
-STATE_TARGET = "/var/lib/lazyllm"       # owned by uid 10001 in every image (the python layer): a new volume is too
 DB_PATH = f"{STATE_TARGET}/infer.db"
 TOKENS_TARGET = "/tmp/lazyllm/infer-tokens"     # written from stdin into the tmpfs (runtime.secret_exec)
-ENGINE_TARGET = "/var/run/docker.sock"
 MODELS_TARGET = "/models"
-CONTROLLER_UID = 10001
 CPU_FRAMEWORKS = ("auto", "embedding", "infinity", "vllm-cpu")
 NVIDIA_FRAMEWORKS = ("auto", "vllm", "vllm-cpu", "lightllm", "lmdeploy", "infinity", "embedding")
 REFUSED_FRAMEWORKS = {"mindie": "MindIE's generated configuration files would live in the controller's container, "
                                 "where no model container can mount them"}
-# planning settings the controller must share with the CLI, the labels tests put on what they launch, and the hub
-# settings hub.settings() reads besides its PASSED ones (tokens go on stdin)
-PASSED_ENV = ("LAZYLLM_BASE", "LAZYLLM_IMAGE_PREFIX", "LAZYLLM_LABELS", "LAZYLLM_HUB_CACHE_VOLUME",
-              "LAZYLLM_ENGINE_TIMEOUT", "HF_HUB_OFFLINE")
 
 
 # ------------------------------------------------------------------ frameworks and their stacks
@@ -130,162 +134,9 @@ def stack_plans(frameworks: tuple[str, ...], build: BuildOptions, host) -> list[
 
 # ------------------------------------------------------------------ what the container gets from this host
 
-def engine_socket(dry_run: bool = False) -> tuple[str, int | None]:
-    """(the engine's socket on this host, the group that may use it). The controller reaches the engine only
-    through a local unix socket it can be given. A dry run needs no engine: a missing socket has no group."""
-    from ..engine import docker_host
-    url = docker_host()
-    if not url.startswith("unix://"):
-        raise UsageError(f"DOCKER_HOST={url}: the inference controller reaches the engine through a local unix "
-                         "socket mounted into its container",
-                         "run 'lazyllm run infer_service' on the engine's host (DOCKER_HOST=unix:///PATH or unset)")
-    path = os.path.realpath(url[len("unix://"):])
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        if dry_run:
-            return path, None
-        raise UsageError(f"the engine's socket {path} is not there ({exc.strerror})",
-                         "start the engine ('make engine') or set DOCKER_HOST") from None
-    if not stat.S_ISSOCK(st.st_mode):
-        raise UsageError(f"{path} (DOCKER_HOST) is not a socket", "set DOCKER_HOST=unix:///PATH/OF/docker.sock")
-    if (st.st_mode & 0o060) != 0o060 and st.st_uid != CONTROLLER_UID:
-        raise UsageError(f"the engine's socket {path} is not read-write for its group (mode "
-                         f"{stat.filemode(st.st_mode)}): the controller runs as uid {CONTROLLER_UID} with that group",
-                         f"give the socket to a group with read-write access (the docker group: chgrp docker {path}; "
-                         f"chmod 660 {path}, as dockerd does with --group)")
-    return path, st.st_gid
-
-
-def _dist_info() -> Path | None:
-    """This package's installed metadata (``resolve.runtime`` reads the runtime extra from it), if installed."""
-    from importlib.metadata import PackageNotFoundError, distribution
-    try:
-        found = getattr(distribution("lazyllm-images"), "_path", None)
-    except PackageNotFoundError:
-        return None
-    return Path(found).resolve() if found and Path(found).is_dir() else None
-
-
-def cli_mounts() -> tuple[tuple[MountSpec, ...], dict[str, str]]:
-    """The CLI's code and data, read-only under CLI_ROOT, and the environment that makes the controller use them."""
-    from .deploy import check_readable
-    pkg = package_dir()
-    mounts = [(pkg, f"{CLI_ROOT}/{pkg.name}")]
-    dist = _dist_info()
-    if dist is not None:
-        mounts.append((dist, f"{CLI_ROOT}/{dist.name}"))
-    inner: dict[str, str] = {}
-    for key, folder in (("recipes", recipes_dir().resolve()), ("dockerfiles", dockerfiles_dir().resolve())):
-        if folder.is_relative_to(pkg):                          # a wheel has them in the package (_data/)
-            inner[key] = f"{CLI_ROOT}/{pkg.name}/{folder.relative_to(pkg).as_posix()}"
-        else:                                                   # a source checkout: paths fall back to ROOT/NAME
-            inner[key] = f"{CLI_ROOT}/{key}"
-            mounts.append((folder, inner[key]))
-    for source, _ in mounts:
-        check_readable(str(source), f"{CONTROLLER_UID}:{CONTROLLER_UID}")
-    env = {"PYTHONPATH": CLI_ROOT, "PYTHONDONTWRITEBYTECODE": "1", "LAZYLLM_RECIPES": inner["recipes"]}
-    binds = tuple(MountSpec("bind", target, str(source), read_only=True, purpose="cli") for source, target in mounts)
-    return binds, env
-
-
-@dataclass(frozen=True)
-class ModelRoot:
-    host: str
-    inner: str
-
-
 def model_roots(dirs: tuple[str, ...]) -> tuple[ModelRoot, ...]:
     """``--models DIR``: existing folders the controller's user can list, each at /models/N."""
-    out: list[ModelRoot] = []
-    seen: set[str] = set()
-    for text in dirs:
-        folder = Path(text).expanduser().resolve()
-        if not folder.is_dir():
-            raise UsageError(f"--models {text}: no such folder", "give a folder that holds model folders")
-        st = folder.stat()
-        if st.st_uid != CONTROLLER_UID and (st.st_mode & 0o005) != 0o005:
-            raise UsageError(f"--models {folder}: the controller runs as uid {CONTROLLER_UID} and cannot list it "
-                             f"(mode {stat.filemode(st.st_mode)})",
-                             f"make it readable: chmod a+rx {folder} (and a+rX the model folders in it)")
-        if str(folder) in seen:
-            continue
-        seen.add(str(folder))
-        out.append(ModelRoot(str(folder), f"{MODELS_TARGET}/{len(out)}"))
-    return tuple(out)
-
-
-def controller_gpus(text: str | None, host) -> tuple[int, ...]:
-    """``--gpus``: the devices the controller hands out. Default: every NVIDIA GPU of this host (none without)."""
-    from ..runtime.controller.gpus import parse_devices
-    have = tuple(g.index for g in host.nvidia.gpus)
-    word = (text or "").strip().lower()
-    if word in ("", "all"):
-        return have
-    try:
-        wanted = parse_devices(word)
-    except ValueError as exc:
-        raise UsageError(str(exc), "write none, a count (--gpus 2) or device indexes (--gpus 0,2)") from None
-    missing = [d for d in wanted if d not in have]
-    if missing and not have:
-        raise UsageError(f"--gpus {text}: this host has no NVIDIA GPU ({host.nvidia.reason or 'none found'})",
-                         "leave --gpus out (or --gpus none): the controller then serves CPU frameworks only")
-    if missing:
-        raise UsageError(f"--gpus {text}: no GPU {missing[0]} here; this host's GPUs are "
-                         f"{', '.join(map(str, have))}", "'lazyllm doctor' lists them")
-    return wanted
-
-
-def token_path(volume: str) -> Path:
-    """Where the token generated for a state volume is kept on this host (0600, in a 0700 folder)."""
-    return state_path() / "infer" / f"{volume}.token"
-
-
-@dataclass(frozen=True)
-class Tokens:
-    text: str | None        # what reaches the controller on stdin (None: a dry run)
-    where: Path             # the file the operator reads them from
-    count: int
-    generated: bool         # kept by the CLI (one token) rather than given with --token-file
-
-
-def tokens_for(request: InferServiceRequest, volume: str, dry_run: bool) -> Tokens:
-    from ..runtime.controller import tokens as tk
-    if request.token_file:
-        path = Path(request.token_file).expanduser().resolve()
-        try:
-            found = tk.read_tokens(path)
-        except tk.TokenError as exc:
-            raise UsageError(str(exc), "one token a line, at least 16 characters each") from None
-        return Tokens("".join(t + "\n" for t in found), path, len(found), False)
-    path = token_path(volume)
-    if dry_run:
-        return Tokens(None, path, 1, True)
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.parent.chmod(0o700)
-            tk.generate_into(path)
-        found = tk.read_tokens(path)
-    except (OSError, tk.TokenError) as exc:
-        raise LaunchError(f"cannot keep the generated token in {path}: {exc}",
-                          "set LAZYLLM_HOME to a writable folder, or give --token-file") from None
-    return Tokens("".join(t + "\n" for t in found), path, len(found), True)
-
-
-def _trust(env: dict[str, str]) -> tuple[tuple[MountSpec, ...], dict[str, str], dict[str, str]]:
-    """The host's CA bundle (mounted at its own path: the controller hands that path to model containers as their
-    bind source) and proxies (credentials go on stdin)."""
-    from ..host import ca_bundle, proxy_env
-    from .trust import CA_VARIABLES, split_secret
-    public, secret = split_secret(proxy_env())
-    env.update(public)
-    bundle = ca_bundle()
-    if not bundle:
-        return (), env, secret
-    real = os.path.realpath(bundle)
-    env.update({"LAZYLLM_CA_BUNDLE": real, **{k: real for k in CA_VARIABLES}})
-    return (MountSpec("bind", real, real, read_only=True, purpose="ca"),), env, secret
+    return folder_roots(dirs, MODELS_TARGET)
 
 
 # ------------------------------------------------------------------ the service
@@ -323,28 +174,15 @@ def describe(request: InferServiceRequest) -> Described:
     built = frameworks_to_build(allowed, bool(request.frameworks), host)
     gpus = controller_gpus(request.gpus, host)
     roots = model_roots(request.models)
-    socket_path, socket_gid = engine_socket(launch.dry_run)
+    socket = engine_socket(launch.dry_run)
     name = launch.name or DEFAULT_NAME
     if not launch.dry_run:
-        _check_free(name, launch)
+        check_free(name, launch, DEFAULT_PORT)
     volume = f"{name}-state"
     tokens = tokens_for(request, volume, launch.dry_run)
     settings = hub.settings()                       # checked now: a bad HF_ENDPOINT is an error before anything
     plan = resolve((GROUP,), build, host=host)
     stacks = tuple(stack_plans(built, build, host))
-
-    mounts, env = cli_mounts()
-    env = {"HOME": "/tmp", "PYTHONUNBUFFERED": "1", **env, "LAZYLLM_HOST_FACTS": FACTS_TARGET,
-           **{k: os.environ[k] for k in PASSED_ENV if os.environ.get(k)}, **dict(settings.env)}
-    trust_mounts, env, secret_env = _trust(env)
-    secret_env.update(hub.secrets(settings))
-    mounts += trust_mounts
-    mounts += (MountSpec("bind", ENGINE_TARGET, socket_path, purpose=ENGINE_PURPOSE),
-               MountSpec("volume", STATE_TARGET, volume, purpose="infer-state"),
-               MountSpec("bind", FACTS_TARGET, str(service_files_dir(name) / FACTS_FILE), read_only=True,
-                         purpose="config"),
-               *(MountSpec("bind", r.inner, r.host, read_only=True, purpose="model") for r in roots),
-               scratch_mount())
     ends = endpoint_host(request)
     command = ["python3", "-m", "lazyllm_images.runtime.infer", "--host", "0.0.0.0", "--port", str(API_PORT),
                "--db", DB_PATH, "--token-file", TOKENS_TARGET, "--frameworks", ",".join(allowed),
@@ -354,48 +192,22 @@ def describe(request: InferServiceRequest) -> Described:
         command += ["--models", f"{root.host}={root.inner}"]
     if not request.allow_hub:
         command.append("--no-hub")
-    for flag, value in (("--base", build.base), ("--cuda", build.cuda), ("--python", build.python),
-                        ("--torch", build.torch)):
-        if value:
-            command += [flag, value]
-    spec = LaunchSpec(
-        name=f"{name}-controller", image=plan.top.ref, command=tuple(command), role="infer", env=env,
-        ports=(PortSpec("api", API_PORT, launch.port or DEFAULT_PORT, launch.host),), mounts=mounts,
+    command += build_flags(build)
+    unit = controller_unit(ControllerSpec(
+        name=name, role="infer", plan=plan, command=tuple(command), api_port=API_PORT,
+        host_port=launch.port or DEFAULT_PORT, host=launch.host, tokens_target=TOKENS_TARGET,
+        url=("api", "/v1/inference_services"),
+        mounts=tuple(MountSpec("bind", r.inner, r.host, read_only=True, purpose="model") for r in roots),
         labels=service_labels(name, "infer", framework="infer-controller",
                               model=",".join(r.host for r in roots) or "hub ids",
                               gpus=",".join(map(str, gpus)) or None),
-        healthcheck=HealthCheck("/healthz", API_PORT, start_period_s=60), network=f"{name}-net",
-        read_only_rootfs=True, group_add=(str(socket_gid),) if socket_gid is not None else ())
-    # a dry run shows the shape (the wrapper reads stdin), never a token
-    secrets = {"files": {TOKENS_TARGET: tokens.text or "(the tokens)"}, "env": secret_env}
-    facts = json.dumps(host_mod.facts_document(), indent=1, sort_keys=True) + "\n"
-    unit = Unit(spec, stack=plan, secrets=secrets, files=((FACTS_FILE, facts),),
-                urls=(("api", "/v1/inference_services"),))
+        env=dict(settings.env), secret_env=hub.secrets(settings)), socket, tokens)
     notes = [f"frameworks clients may ask for: {', '.join(allowed)}"]
     notes += [f"stack for {what}: {p.top.ref}  (built before the controller starts)" for what, p in stacks]
-    notes.append(f"engine: {socket_path} (group {socket_gid}) at {ENGINE_TARGET} in the controller's container"
-                 if socket_gid is not None else
-                 f"engine: {socket_path} is not there now (a real start needs it; its group is added then)")
-    notes.append(_token_line(tokens))
+    notes.append(engine_note(socket))
+    notes.append(token_line(tokens))
     service = Service(name, (unit,), gpu_mode([unit], launch.dry_run), notes=tuple(f"# {n}" for n in notes))
     return Described(service, allowed, built, stacks, roots, gpus, tokens, ends, volume)
-
-
-def _check_free(name: str, launch) -> None:
-    from ..backends.docker import port_in_use, unique_service_name
-    unique_service_name(name, True)                 # the name is its records' volume: never NAME-2 behind one's back
-    port = launch.port or DEFAULT_PORT
-    if port_in_use(launch.host, port):
-        raise UsageError(f"port {port} on {launch.host} is in use",
-                         "stop what holds it, or choose another with --port")
-
-
-def _token_line(tokens: Tokens) -> str:
-    if not tokens.generated:
-        return (f"tokens: the {tokens.count} in {tokens.where} (--token-file), read at start; each sees only its own "
-                "services")
-    verb = "kept in" if tokens.text or tokens.where.exists() else "generated at the first start into"
-    return f"token: {verb} {tokens.where} (mode 0600; one per state volume, reused at every start)"
 
 
 def build_stacks(found: Described, build: BuildOptions) -> None:
@@ -424,7 +236,7 @@ def print_summary(found: Described, urls: dict[str, str]) -> None:
     token = f"$(cat {found.tokens.where})" if found.tokens.generated else "TOKEN"
     print(f"service:    {name}")
     print(f"api:        {api}")
-    key, _, said = _token_line(found.tokens).partition(": ")
+    key, _, said = token_line(found.tokens).partition(": ")
     print(f"{key + ':':<11} {said}")
     print(f"models:     {', '.join(r.host for r in found.roots) or 'none'} (clients name folders under them)"
           if found.roots else "models:     no --models roots (packaged models and hub ids only)")

@@ -146,10 +146,10 @@ def test_bad_input(argv, needle, capsys):
     assert "Traceback" not in err
 
 
-def test_not_implemented_commands_exit_2_and_say_so(capsys):
-    code = main(["run", "training_service"])
+def test_a_form_a_service_does_not_have_exits_2_and_says_so(capsys):
+    code = main(["run", "training_service", "--compose", "c.yaml"])
     err = capsys.readouterr().err
-    assert code == 2 and "not implemented yet" in err
+    assert code == 2 and "no compose form" in err and "Traceback" not in err
 
 
 def test_console_script_and_module_entry():

@@ -31,9 +31,10 @@ TAIL_LINES = 200
 class ApiError(Exception):
     """A failure the API answers with ``{"error": {"code", "message"}}`` and STATUS."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, **details: object) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.details = details                  # more fields of the error object (a bad dataset's row number)
 
 
 def last_line(text: str, limit: int = 300) -> str:
@@ -44,9 +45,10 @@ def last_line(text: str, limit: int = 300) -> str:
 class Controller:
     def __init__(self, store: Store, launcher: Launcher, pool: GpuPool, kind: str, *, server: bool = True,
                  poll_interval: float = 2.0, ready_interval: float | None = None, ready_timeout: float = 1800.0,
-                 unhealthy_after: int = 3) -> None:
+                 unhealthy_after: int = 3, cpu_slots: int | None = None) -> None:
         self.store, self.launcher, self.pool, self.kind = store, launcher, pool, kind
         self.server = server                    # servers become Ready by health; jobs end with an exit code
+        self.cpu_slots = cpu_slots              # at most this many records without GPUs launched at once (None: any)
         self.poll_interval, self.ready_timeout, self.unhealthy_after = poll_interval, ready_timeout, unhealthy_after
         # a Ready server is probed less often: each probe is a line in its access log
         self.ready_interval = max(poll_interval, 10.0) if ready_interval is None else ready_interval
@@ -108,6 +110,7 @@ class Controller:
             record.finish(CANCELLED, "deleted by its owner")
             self.store.save(record)
         if handle:
+            self._halt(handle)
             self._keep_tail(record, handle)
             self._stop(handle)
         with self.lock:
@@ -122,8 +125,12 @@ class Controller:
                 raise ApiError(400, "not_active", f"{name} is {record.status}, not running")
             handle = record.handle
             record.status, record.reason, record.devices, record.handle = SUSPENDED, reason, [], None
+            if record.launched_at is not None:  # the seconds it ran so far (its cost goes on at the next launch)
+                record.extra["ran_s"] = record.extra.get("ran_s", 0.0) + max(0.0, time.time() - record.launched_at)
+                record.launched_at = None
             self.store.save(record)
         if handle:
+            self._halt(handle)                  # a job saves its checkpoint before its unit goes
             self._keep_tail(record, handle)
             self._stop(handle)
         with self.lock:
@@ -157,9 +164,11 @@ class Controller:
         ahead = 0
         for record in (r for r in active if r.status == PENDING):
             devices = [] if not record.gpus else (None if ahead else self.pool.take(record.gpus, holders))
-            if devices is None:
-                reason = self.pool.waiting_reason(record.gpus, holders, ahead)
-                ahead += 1
+            reason = self._cpu_wait(holders) if not record.gpus else None
+            if devices is None or reason:
+                if devices is None:
+                    reason = self.pool.waiting_reason(record.gpus, holders, ahead)
+                    ahead += 1
                 if reason != record.reason:
                     record.reason = reason
                     self.store.save(record)
@@ -171,6 +180,15 @@ class Controller:
             holders.append(record)
             threading.Thread(target=self._launch, args=(record.uid,), name=f"launch-{record.uid}",
                              daemon=True).start()
+
+    def _cpu_wait(self, holders: list[Record]) -> str | None:
+        """Why a record without GPUs waits: every CPU slot is taken (None: it may start)."""
+        if self.cpu_slots is None:
+            return None
+        busy = sum(1 for r in holders if not r.gpus)
+        if busy < self.cpu_slots:
+            return None
+        return f"waiting for a CPU slot: {busy} of {self.cpu_slots} {self.kind} runs without a GPU are running"
 
     def _launch(self, uid: str) -> None:
         record = self.store.by_uid(uid)
@@ -249,7 +267,8 @@ class Controller:
             code = probe.exit_code
             status = DONE if code == 0 else FAILED
             what = "the server" if self.server else "the job"
-            record.finish(status, f"{what} exited with code {code}")
+            record.finish(status, "" if code == 0 else f"{what} exited with code {code}"
+                          + (f": {probe.detail}" if probe.detail else ""))
         else:
             record.finish(FAILED, "its container is gone (removed outside the controller)")
         return handle
@@ -286,6 +305,16 @@ class Controller:
             if current.status == FAILED and line and line not in current.reason:
                 current.reason = f"{current.reason}; last log line: {line}"
             self.store.save(current)
+
+    def _halt(self, handle: dict) -> None:
+        """A launcher that can stop a unit gracefully first (a job saving its checkpoint) does so."""
+        halt = getattr(self.launcher, "halt", None)
+        if halt is None:
+            return
+        try:
+            halt(handle)
+        except Exception as exc:  # noqa: BLE001 - the stop that follows removes it anyway
+            log.warning("could not stop %s gracefully: %s", handle, exc)
 
     def _stop(self, handle: dict) -> None:
         try:

@@ -29,17 +29,18 @@ KEEPALIVE_S = 15.0
 DONE_EVENT = b"data: [DONE]\n\n"
 
 
-def error_body(code: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message}, "detail": message}
+def error_body(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, **(details or {})}, "detail": message}
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+def error_response(status: int, code: str, message: str, headers: dict | None = None,
+                   details: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 async def api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, details=exc.details)
 
 
 async def http_error(_: Request, exc: Exception) -> Response:

@@ -65,11 +65,15 @@ class Record:
         return self.status in FINAL
 
     def cost(self, now: float | None = None) -> float | None:
-        """Seconds it has run (upstream's ``cost``)."""
+        """Seconds it has run (upstream's ``cost``): a suspended job's earlier runs (``extra["ran_s"]``) plus its
+        latest launch."""
         if self.started_at is None:
             return None
         end = self.finished_at or (now or time.time())
-        return round(max(0.0, end - self.started_at), 3)
+        if "ran_s" not in self.extra:
+            return round(max(0.0, end - self.started_at), 3)
+        current = max(0.0, end - self.launched_at) if self.launched_at is not None else 0.0
+        return round(self.extra["ran_s"] + current, 3)
 
     def finish(self, status: str, reason: str = "") -> None:
         self.status, self.reason = status, reason

@@ -10,30 +10,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
-from ..controller.gpus import parse_devices
-from ..controller.modelpaths import Root
+from ..controller.cliargs import (
+    build_flags,
+    build_options,
+    common_flags,
+    load_tokens,
+    serve,
+)
+from ..controller.cliargs import positive as _positive
+from ..controller.cliargs import root as _root
 from .request import DEFAULT_FRAMEWORKS
 
 log = logging.getLogger("lazyllm.infer")
 DEFAULT_PORT = 31340                     # LazyCraft's deployment of upstream's service
-
-
-def _root(text: str) -> Root:
-    try:
-        return Root.parse(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _devices(text: str) -> tuple[int, ...]:
-    try:
-        return parse_devices(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _frameworks(text: str) -> tuple[str, ...]:
@@ -45,28 +36,15 @@ def _frameworks(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m lazyllm_images.runtime.infer",
                                 description="Inference-service controller (upstream's /v1/inference_services).")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    p.add_argument("--db", required=True, type=Path, help="the SQLite file of the records (in a volume)")
+    common_flags(p, DEFAULT_PORT)
     p.add_argument("--models", action="append", type=_root, default=[], metavar="HOST=INNER",
                    help="a model root: HOST on the engine's host, seen here at INNER (PATH alone: the same on both "
                         "sides); repeatable. Clients name folders under these roots")
     p.add_argument("--no-hub", dest="allow_hub", action="store_false",
                    help="refuse hub ids: only folders under the model roots")
-    p.add_argument("--token-file", type=Path, help="API tokens, one a line (default: 'tokens' beside --db); "
-                                                   "created with one generated token when missing")
-    p.add_argument("--gpus", type=_devices, default=(), metavar="none|N|I,J,...",
-                   help="the GPUs services may use: a count (0..N-1) or device indexes (default none)")
     p.add_argument("--frameworks", type=_frameworks, default=DEFAULT_FRAMEWORKS,
                    help=f"the frameworks clients may ask for (default {','.join(DEFAULT_FRAMEWORKS)})")
     p.add_argument("--publish-host", default="127.0.0.1",
@@ -81,12 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds between health checks of a Ready server (default 10)")
     p.add_argument("--ready-timeout", type=_positive, default=1800.0,
                    help="seconds a server may take to become healthy before it is Failed (default 1800)")
-    stacks = p.add_argument_group("stacks", "the build options the CLI built the framework stacks with: the "
-                                            "controller computes the same image names and never builds")
-    for flag in ("--base", "--cuda", "--python", "--torch"):
-        stacks.add_argument(flag)
-    p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="request body limit (default 64 KiB)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    build_flags(p)
     return p.parse_args(argv)
 
 
@@ -98,24 +71,20 @@ def packaged_model(name: str) -> bool:
 
 
 def real_launcher(args: argparse.Namespace, instance: str):
-    from ...requests import BuildOptions
     from .engine_launcher import ModelServerLauncher
-    build = BuildOptions(base=args.base, cuda=args.cuda, python=args.python, torch=args.torch)
     return ModelServerLauncher(instance, publish_host=args.publish_host, endpoint_host=args.endpoint_host,
-                               network=args.engine_network, build=build)
+                               network=args.engine_network, build=build_options(args))
 
 
 def build(args: argparse.Namespace, make_launcher: Callable | None = None):
     """(the app, what to tell the operator at start) from ARGS; raises ValueError-like errors with a message."""
-    from ..controller import tokens
     from ..controller.core import Controller
     from ..controller.gpus import GpuPool
     from ..controller.modelpaths import ModelRoots
     from ..controller.store import Store
     from .app import InferService, create_app
     store = Store(args.db)
-    token_file = args.token_file or args.db.parent / "tokens"
-    ring, generated = tokens.load(token_file)
+    ring, token_told = load_tokens(args)
     instance = store.instance_id()
     launcher = (make_launcher or real_launcher)(args, instance)
     controller = Controller(store, launcher, GpuPool(args.gpus), "infer", server=True,
@@ -126,29 +95,14 @@ def build(args: argparse.Namespace, make_launcher: Callable | None = None):
     told = [f"records: {args.db} (controller {instance})",
             f"model roots: {roots.describe()}; hub ids {'allowed' if args.allow_hub else 'refused'}",
             f"GPUs: {','.join(map(str, args.gpus)) or 'none'}; frameworks: {','.join(args.frameworks)}",
-            (f"token: generated into {token_file} (mode 0600); read it from there and send it as the 'token' "
-             f"header" if generated else f"tokens: {len(ring)} from {token_file}")]
+            token_told]
     return app, told
 
 
 def main(argv: list[str] | None = None, make_launcher: Callable | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ..controller.store import StoreError
-    from ..controller.tokens import TokenError
-    try:
-        app, told = build(args, make_launcher)
-    except (StoreError, TokenError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    import uvicorn
-    for line in told:
-        log.info("%s", line)
-    log.info("inference services API on http://%s:%s/v1/inference_services", args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=3)        # an open log follow must not hold a stop
-    return 0
+    return serve(args, lambda: build(args, make_launcher),
+                 "inference services API (/v1/inference_services)")
 
 
 if __name__ == "__main__":

@@ -69,12 +69,13 @@ def gpu_need(framework: str) -> str:
     return get(framework).needs.gpu
 
 
-def refuse_container_fields(body: dict) -> None:
-    asked = sorted(k for k in body if k not in FIELDS and _CONTAINER_WORDS.search(str(k)))
+def refuse_container_fields(body: dict, fields: tuple[str, ...] = FIELDS) -> None:
+    """Fields that look like container settings are a 400 (the training service shares this rule)."""
+    asked = sorted(k for k in body if k not in fields and _CONTAINER_WORDS.search(str(k)))
     if asked:
         raise ApiError(400, "field_not_allowed",
                        f"{', '.join(repr(k) for k in asked)}: this API does not take container settings (images, "
-                       f"mounts, devices, privileges, environment, commands); it takes only {', '.join(FIELDS)}")
+                       f"mounts, devices, privileges, environment, commands); it takes only {', '.join(fields)}")
 
 
 def parse_create(body: dict, roots: ModelRoots, allowed: tuple[str, ...], host_gpus: int) -> InferRequest:

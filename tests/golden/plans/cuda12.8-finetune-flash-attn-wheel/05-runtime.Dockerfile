@@ -1,5 +1,5 @@
 # lazyllm layer: runtime (the project's own code: MCP bridge, chat page, RAG, model-server launchers)
-FROM lazyllm/group-finetune:e76c2d4ad9c0fb46
+FROM lazyllm/group-finetune:0913a7388ffd412e
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

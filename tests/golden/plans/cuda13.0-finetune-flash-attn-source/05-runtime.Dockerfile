@@ -1,5 +1,5 @@
 # lazyllm layer: runtime (the project's own code: MCP bridge, chat page, RAG, model-server launchers)
-FROM lazyllm/group-finetune:e8372703fd8d0207
+FROM lazyllm/group-finetune:7fd128a5ee003afa
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
