@@ -114,6 +114,24 @@ def workflow(workflow, graph_input, graph_args, graph_serve, graph_trace, **kw):
 
 # ---------------------------------------------------------------- run training_service (services/train.py)
 
+def controller_options(func):
+    """What run training_service and run infer_service share: the controller's name, dry run, foreground, keep,
+    timeout, and the build options."""
+    opts = [
+        click.option("--name", metavar="NAME", help="Name of the service (default: lazyllm-train or lazyllm-infer); "
+                     "its records live in the volume NAME-state."),
+        click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing."),
+        click.option("--compose", metavar="FILE", hidden=True),
+        click.option("--foreground", is_flag=True, help="Stream the controller's logs; Ctrl-C stops and removes it."),
+        click.option("--keep", is_flag=True, help="Keep the controller's container if it fails to start."),
+        click.option("--timeout", type=float, default=600.0, show_default=True,
+                     help="Seconds to wait for the controller to become healthy."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return build_options(func)
+
+
 @run.command("training_service")
 @click.option("--port", type=click.IntRange(1, 65535), default=31341, show_default=True,
               help="Host port of the API (upstream's LazyCraft deployment uses 31341).")
@@ -129,15 +147,7 @@ def workflow(workflow, graph_input, graph_args, graph_serve, graph_trace, **kw):
               "every NVIDIA GPU of this host; none without: jobs train on the CPU).")
 @click.option("--cpu-jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Jobs without a GPU that run at once; the others wait Pending.")
-@click.option("--name", metavar="NAME", help="Name of the service (default: lazyllm-train); its records live in "
-              "the volume NAME-state.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing.")
-@click.option("--compose", metavar="FILE", hidden=True)
-@click.option("--foreground", is_flag=True, help="Stream the controller's logs; Ctrl-C stops and removes it.")
-@click.option("--keep", is_flag=True, help="Keep the controller's container if it fails to start.")
-@click.option("--timeout", type=float, default=600.0, show_default=True,
-              help="Seconds to wait for the controller to become healthy.")
-@build_options
+@controller_options
 def training_service(port, host, models, data, token_file, gpus, cpu_jobs, name, dry_run, compose, foreground, keep,
                      timeout, **kw):
     """The fine-tuning API (upstream's /v1/finetuneTasks): LoRA jobs on request, each a container.
@@ -189,15 +199,7 @@ def _execute_train(request):
               "start: each framework named here, plus what 'auto' picks on this host for an LLM and an embedding "
               "model (vllm-cpu and embedding without a GPU, vllm and embedding with one); without --frameworks only "
               "auto's picks. A framework whose stack is not built answers 409.")
-@click.option("--name", metavar="NAME", help="Name of the service (default: lazyllm-infer); its records live in "
-              "the volume NAME-state.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing.")
-@click.option("--compose", metavar="FILE", hidden=True)
-@click.option("--foreground", is_flag=True, help="Stream the controller's logs; Ctrl-C stops and removes it.")
-@click.option("--keep", is_flag=True, help="Keep the controller's container if it fails to start.")
-@click.option("--timeout", type=float, default=600.0, show_default=True,
-              help="Seconds to wait for the controller to become healthy.")
-@build_options
+@controller_options
 def infer_service(port, host, endpoint_host, models, no_hub, token_file, gpus, frameworks, name, dry_run, compose,
                   foreground, keep, timeout, **kw):
     """The inference-service API (upstream's /v1/inference_services): clients deploy models on request.

@@ -80,12 +80,19 @@ class ContainerLauncher:
         except docker.errors.NotFound:
             return None
 
-    def probe(self, handle: dict) -> L.Probe:
+    def observe(self, handle: dict):
+        """(container, its State, its status) for HANDLE; None when the container is gone."""
         container = self._container(handle["container"])
         if container is None:
-            return L.Probe(L.MISSING, detail="no such container")
+            return None
         state = container.attrs.get("State", {})
-        status = state.get("Status", container.status)
+        return container, state, state.get("Status", container.status)
+
+    def probe(self, handle: dict) -> L.Probe:
+        seen = self.observe(handle)
+        if seen is None:
+            return L.Probe(L.MISSING, detail="no such container")
+        _, state, status = seen
         if status in ("exited", "dead"):
             return L.Probe(L.EXITED, exit_code=int(state.get("ExitCode") or 0), detail=state.get("Error") or "")
         if status != "running":

@@ -79,6 +79,24 @@ async def read_json(request: Request, limit: int = DEFAULT_MAX_BODY) -> dict:
     return data
 
 
+def controller_lifespan(controller, start: bool = True):
+    """A Starlette lifespan: with START, re-adopt what runs before the first request and poll until shutdown."""
+    from contextlib import asynccontextmanager
+
+    import anyio
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        if start:
+            await anyio.to_thread.run_sync(controller.start)
+        try:
+            yield
+        finally:
+            if start:
+                await anyio.to_thread.run_sync(controller.close)
+    return lifespan
+
+
 def owner(request: Request) -> str:
     return request.state.owner
 

@@ -20,7 +20,6 @@ sees only its own services: another token's service is a 404.
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -145,17 +144,7 @@ ROUTES = [
 def create_app(service: InferService, ring: TokenRing, start_controller: bool = True) -> Starlette:
     """The app; with START_CONTROLLER, its lifespan re-adopts what runs (before the first request is served)
     and runs the poll loop until shutdown."""
-    @asynccontextmanager
-    async def lifespan(_: Starlette):
-        if start_controller:
-            await anyio.to_thread.run_sync(service.controller.start)
-        try:
-            yield
-        finally:
-            if start_controller:
-                await anyio.to_thread.run_sync(service.controller.close)
-
-    app = Starlette(routes=ROUTES, lifespan=lifespan, exception_handlers=http.EXCEPTION_HANDLERS,
+    app = Starlette(routes=ROUTES, lifespan=http.controller_lifespan(service.controller, start_controller), exception_handlers=http.EXCEPTION_HANDLERS,
                     middleware=[Middleware(http.OwnerGate, ring=ring)])
     app.state.infer = service
     return app

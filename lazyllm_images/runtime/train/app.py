@@ -23,7 +23,6 @@ Every route but ``/healthz`` needs a known token (401 otherwise); a token sees o
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
@@ -195,17 +194,7 @@ def create_app(service: TrainService, ring: TokenRing, start_controller: bool = 
     running jobs before serving and polls them."""
     from .openai_api import ROUTES as OPENAI_ROUTES
 
-    @asynccontextmanager
-    async def lifespan(_: Starlette):
-        if start_controller:
-            await anyio.to_thread.run_sync(service.controller.start)
-        try:
-            yield
-        finally:
-            if start_controller:
-                await anyio.to_thread.run_sync(service.controller.close)
-
-    app = Starlette(routes=[*ROUTES, *OPENAI_ROUTES], lifespan=lifespan, exception_handlers=http.EXCEPTION_HANDLERS,
+    app = Starlette(routes=[*ROUTES, *OPENAI_ROUTES], lifespan=http.controller_lifespan(service.controller, start_controller), exception_handlers=http.EXCEPTION_HANDLERS,
                     middleware=[Middleware(http.OwnerGate, ring=ring)])
     app.state.train = service
     return app

@@ -177,11 +177,10 @@ class TrainLauncher(ContainerLauncher):
         return handle
 
     def probe(self, handle: dict) -> L.Probe:
-        container = self._container(handle["container"])
-        if container is None:
+        seen = self.observe(handle)
+        if seen is None:
             return L.Probe(L.MISSING, detail="no such container")
-        state = container.attrs.get("State", {})
-        status = state.get("Status", container.status)
+        container, state, status = seen
         info = {}
         progress = V.get_json(container, PROGRESS_FILE)
         if progress is not None:
