@@ -32,6 +32,9 @@ run() {
   fi
   "$BIN/python" -m pytest -m "$markers" "$@"
   rc=$?
+  # BuildKit's cache (pip's cache mounts, intermediate snapshots) grows to tens of GB per engine over a run; the
+  # images stay (content-tagged: a later run reuses them), the cache goes, so two engines fit a CI machine's disk.
+  { docker builder prune -af || /usr/bin/docker builder prune -af; } >/dev/null 2>&1 || true
   case $rc in
     0) RESULT="passed" ;;
     5) if [ "$markers" = "$ENGINE_PATHS" ]; then RESULT="passed (no engine or e2e tests selected)"; rc=0
