@@ -359,9 +359,10 @@ def test_only_an_unprivileged_controller_gets_the_engine() -> None:
         _engine_spec(user=None)
 
 
-def test_kubernetes_refuses_the_engine_socket() -> None:
-    with pytest.raises(UsageError, match="no Kubernetes form"):
-        k8s.manifests([_engine_spec()])
+def test_kubernetes_refuses_the_engine_socket(described) -> None:
+    with pytest.raises(UsageError, match="no Kubernetes form") as err:
+        k8s.render(described().service, "registry.example:5000")
+    assert "--target compose" in err.value.hint
 
 
 def test_a_port_is_in_use_only_while_something_listens() -> None:

@@ -158,15 +158,23 @@ def test_model_and_chat_compose(monkeypatch):
 
 @pytest.mark.parametrize("case", ["vllm-count2", "embedding-none", "vllm-with-chat", "mindie-ascend"])
 def test_k8s(case, monkeypatch):
-    if case == "vllm-count2":
-        specs = [plan_for("vllm", "2", NVIDIA_HOST).spec]
-    elif case == "embedding-none":
-        specs = [plan_for("embedding", "none", NVIDIA_HOST).spec]
-    elif case == "vllm-with-chat":
-        specs = production_pair(monkeypatch, "1")
+    """manifests.yaml (and the notes, as comments) of ``--target k8s --registry R --namespace lazyllm``."""
+    from lazyllm_images.launch.unit import Service, Unit
+    if case == "vllm-with-chat":
+        units = tuple(Unit(s) for s in production_pair(monkeypatch, "1"))
+        service = Service("lazyllm-vllm", units)
     else:
-        specs = [plan_for("mindie", "1", ASCEND_HOST, "ascend").spec]
-    check_golden(f"k8s/{case}.yaml", stable(k8s.manifests_yaml(specs, namespace="lazyllm", path_exists=path_exists)))
+        fw, gpus, host, vendor = {"vllm-count2": ("vllm", "2", NVIDIA_HOST, "nvidia"),
+                                  "embedding-none": ("embedding", "none", NVIDIA_HOST, "nvidia"),
+                                  "mindie-ascend": ("mindie", "1", ASCEND_HOST, "ascend")}[case]
+        plan = plan_for(fw, gpus, host, vendor)
+        files = tuple((path.rsplit("/", 1)[-1], text) for path, text in plan.files)
+        service = Service(plan.spec.name, (Unit(plan.spec, files=files),))
+    runtime_class = "nvidia" if case != "mindie-ascend" else None
+    rendered = k8s.render(service, "registry.example:5000/team", namespace="lazyllm", runtime_class=runtime_class)
+    (text,) = [text for path, text, _ in rendered.files if path == "manifests.yaml"]
+    notes = "".join(f"# note: {n}\n" for n in rendered.notes)
+    check_golden(f"k8s/{case}.yaml", stable(text) + notes)
 
 
 @needs_compose
