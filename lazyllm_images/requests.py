@@ -46,11 +46,25 @@ class LaunchOptions:
     gpus: str | None = None          # all | N | 0,1 | GPU-uuid,... | none
     name: str | None = None
     dry_run: bool = False
-    compose: str | None = None
+    compose: str | None = None       # --compose FILE: the short form of --target compose -o FILE
     foreground: bool = False
     keep: bool = False
     timeout: float = 600.0
     auth_token: str | None = None    # the token the service's web routes ask for (chat page, RAG service)
+    target: str = "docker"           # docker (launch here) | compose | swarm | k8s (render files)
+    output: str | None = None        # -o: the stack file (compose, swarm) or the manifests' folder (k8s)
+    namespace: str | None = None     # k8s
+    runtime_class: str | None = None  # k8s: runtimeClassName of GPU pods
+
+    def __post_init__(self):
+        if self.compose and self.target == "docker":
+            object.__setattr__(self, "target", "compose")
+            object.__setattr__(self, "output", self.output or self.compose)
+
+    @property
+    def renders(self) -> bool:
+        """True when the service is written to files for another tool (compose, Swarm, Kubernetes), not run."""
+        return self.target != "docker"
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,7 @@ class McpServerRequest:
     foreground: bool = False
     dry_run: bool = False
     name: str | None = None
+    placement: dict = field(default_factory=dict)   # --target, -o, --namespace, --runtime-class (LaunchOptions)
     build: BuildOptions = field(default_factory=BuildOptions)
 
 

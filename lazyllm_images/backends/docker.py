@@ -24,6 +24,7 @@ from ..errors import LaunchError, UsageError
 from ..launch.docker import container_kwargs
 from ..launch.spec import LaunchSpec, PortSpec, labels_from_env
 from ..launch.unit import Service, Unit
+from ..launch import secrets as secret_files
 from ..paths import service_files_dir
 from . import docker_api
 
@@ -133,16 +134,6 @@ class NetworkInBackground:
             raise
 
 
-SECRET_EXEC = ("python3", "-m", "lazyllm_images.runtime.secret_exec", "--")
-
-
-def with_secret_exec(spec: LaunchSpec) -> LaunchSpec:
-    """Secrets reach the process through runtime.secret_exec reading stdin, never the container's config."""
-    if spec.command[:len(SECRET_EXEC)] == SECRET_EXEC:
-        return replace(spec, stdin_open=True)
-    return replace(spec, command=SECRET_EXEC + tuple(spec.command), stdin_open=True)
-
-
 def start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = None, wrap: bool = True,
           gids: dict | None = None):
     """Create and start one container (``_start``), then join the other services' networks it names."""
@@ -169,7 +160,7 @@ def _start(spec: LaunchSpec, gpu_mode: str = "runtime", secrets: dict | None = N
     container's own command reads that JSON line from stdin (the MCP bridge's --secrets-stdin)."""
     secrets = {k: v for k, v in (secrets or {}).items() if v}
     if secrets:
-        spec = with_secret_exec(spec) if wrap else replace(spec, stdin_open=True)
+        spec = secret_files.reading_stdin(spec, wrap)
     kwargs = container_kwargs(spec, gpu_mode, gids=gids)
     kwargs["labels"] = {**kwargs.get("labels", {}), **labels_from_env(os.environ.get("LAZYLLM_LABELS"))}
     if not secrets:                                         # no stdin to attach: the local socket, no docker-py

@@ -14,6 +14,7 @@ from .deploy import deploy
 from .install import install
 from .manage import doctor, images, logs, prune, ps, stop
 from .run import run
+from .stack import stack
 
 
 class RootGroup(click.Group):
@@ -43,7 +44,7 @@ def cli(debug):
         os.environ["LAZYLLM_DEBUG"] = "1"
 
 
-for command in (install, deploy, run, ps, logs, stop, images, prune, doctor):
+for command in (install, deploy, run, stack, ps, logs, stop, images, prune, doctor):
     cli.add_command(command)
 
 

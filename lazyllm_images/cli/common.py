@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from typing import Any, Callable
 
 import click
@@ -95,7 +96,7 @@ def launch_options(func):
                      "framework needs)."),
         click.option("--name", metavar="NAME", help="Name of the service (default: derived from the request)."),
         click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing."),
-        click.option("--compose", metavar="FILE", help="Write an equivalent compose file instead of launching."),
+        *target_option_list(),
         click.option("--foreground", is_flag=True, help="Stream logs; Ctrl-C stops and removes everything."),
         click.option("--keep", is_flag=True, help="Keep a container that failed to start (for debugging)."),
         click.option("--timeout", type=float, default=600.0, show_default=True,
@@ -113,10 +114,55 @@ def make_launch_options(kw: dict) -> LaunchOptions:
     timeout = kw.pop("timeout")
     if not timeout > 0:
         raise UsageError(f"--timeout {timeout:g} is not a positive number of seconds", "e.g. --timeout 600")
+    foreground = kw.pop("foreground")
     return LaunchOptions(host=check_host(kw.pop("host")), port=kw.pop("port"), gpus=kw.pop("gpus"),
-                         name=check_name(kw.pop("name")), dry_run=kw.pop("dry_run"), compose=kw.pop("compose"),
-                         foreground=kw.pop("foreground"), keep=kw.pop("keep"), timeout=timeout,
-                         auth_token=check_token(kw.pop("auth_token")))
+                         name=check_name(kw.pop("name")), dry_run=kw.pop("dry_run"),
+                         foreground=foreground, keep=kw.pop("keep"), timeout=timeout,
+                         auth_token=check_token(kw.pop("auth_token")), **target_options(kw, foreground))
+
+
+TARGET_HELP = ("Where the service goes: docker (start it on this engine, the default), or files for compose, "
+               "swarm (docker stack deploy) or k8s (manifests; needs --registry). 'lazyllm stack up FILE' runs a "
+               "compose or swarm file.")
+
+
+def target_option_list() -> list:
+    """--target, -o, --compose, --namespace, --runtime-class: one set for every command that launches."""
+    from ..launch.targets import TARGETS
+    return [
+        click.option("--target", type=click.Choice(TARGETS, case_sensitive=False), default="docker",
+                     show_default=True, help=TARGET_HELP),
+        click.option("-o", "--output", metavar="PATH", help="The file (compose, swarm; default NAME.compose.yaml or "
+                     "NAME.stack.yaml) or folder (k8s; default NAME-k8s) to write."),
+        click.option("--compose", metavar="FILE", help="Short for --target compose -o FILE."),
+        click.option("--namespace", metavar="NS", help="k8s: the namespace of the manifests."),
+        click.option("--runtime-class", metavar="NAME", help="k8s: runtimeClassName of GPU pods (e.g. nvidia)."),
+    ]
+
+
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def target_options(kw: dict, foreground: bool = False) -> dict:
+    """The target options of ``kw`` checked together: one error per contradiction."""
+    target, output, compose = kw.pop("target").lower(), kw.pop("output"), kw.pop("compose")
+    namespace, runtime_class = kw.pop("namespace"), kw.pop("runtime_class")
+    if compose:
+        if target not in ("docker", "compose") or output:
+            raise UsageError("--compose FILE is short for --target compose -o FILE",
+                             "give either --compose FILE or --target T -o PATH")
+        target, output = "compose", compose
+    if output is not None and target == "docker":
+        raise UsageError("-o writes files for --target compose, swarm or k8s", "add --target, or drop -o")
+    if (namespace or runtime_class) and target != "k8s":
+        raise UsageError("--namespace and --runtime-class are for --target k8s", "add --target k8s, or drop them")
+    if namespace is not None and not NAMESPACE.match(namespace):
+        raise UsageError(f"--namespace {namespace!r} is not a Kubernetes namespace name",
+                         "lower-case letters, digits and '-', at most 63 characters, e.g. --namespace llm")
+    if foreground and target != "docker":
+        raise UsageError(f"--foreground runs the service here; --target {target} writes files",
+                         "drop one of them ('lazyllm stack up FILE' starts a compose or swarm file)")
+    return {"target": target, "output": output, "namespace": namespace, "runtime_class": runtime_class}
 
 
 def check_token(token: str | None) -> str | None:

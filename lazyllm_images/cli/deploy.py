@@ -9,7 +9,13 @@ import click
 from ..errors import UsageError
 from ..requests import FRAMEWORKS, DeployModelRequest, McpServerRequest
 from .common import (BoolWord, DefaultGroup, build_options, check_host, check_name, dispatch, launch_options,
-                     make_build_options, make_launch_options)
+                     make_build_options, make_launch_options, target_option_list, target_options)
+
+
+def targets_options(func):
+    for opt in reversed(target_option_list()):
+        func = opt(func)
+    return func
 
 
 def _route(first: str) -> str:
@@ -170,6 +176,7 @@ class McpCommand(click.Command):
 @click.option("--foreground", is_flag=True, help="Stay attached; Ctrl-C stops everything.")
 @click.option("--dry-run", is_flag=True, help="Print the exact engine call; change nothing.")
 @click.option("--name", metavar="NAME", help="Name of the service.")
+@targets_options
 @build_options
 @click.argument("command", metavar="COMMAND", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[-- ARGS...]")
@@ -186,6 +193,9 @@ def deploy_mcp_server(command, args, env, pass_environment, sse_port, sse_host, 
         raise UsageError("mcp_server needs the COMMAND that starts the MCP server",
                          "e.g. 'lazyllm deploy mcp_server uvx mcp-server-fetch'")
     env = check_env_pairs(env, click.get_current_context().command)
+    placement = target_options(kw, foreground)
+    if placement["target"] != "docker" and not container:
+        raise UsageError(f"--target {placement['target']} runs the bridge in its image", "drop --no-container")
     args = list(args)
     if args and args[0] == "--":
         args = args[1:]
@@ -194,7 +204,7 @@ def deploy_mcp_server(command, args, env, pass_environment, sse_port, sse_host, 
                                allowed_hosts=allowed_hosts, allow_origins=tuple(allow_origins),
                                auth_token=auth_token, isolate=isolate, restart=restart, container=container,
                                url_file=url_file, foreground=foreground, dry_run=dry_run, name=check_name(name),
-                               build=make_build_options(kw))
+                               placement=placement, build=make_build_options(kw))
     dispatch(request, _execute_mcp)
 
 

@@ -7,7 +7,7 @@ import click
 from ..errors import UsageError
 from ..requests import CHAT_FRAMEWORKS, ONLINE_SOURCES, RUN_SERVICES, RunRequest
 from .common import (DefaultGroup, build_options, close_matches, dispatch, launch_options, make_build_options,
-                     make_launch_options)
+                     make_launch_options, target_option_list, target_options)
 
 
 def _route(first: str) -> str | None:
@@ -121,7 +121,7 @@ def controller_options(func):
         click.option("--name", metavar="NAME", help="Name of the service (default: lazyllm-train or lazyllm-infer); "
                      "its records live in the volume NAME-state."),
         click.option("--dry-run", is_flag=True, help="Print the plan and the exact engine calls; change nothing."),
-        click.option("--compose", metavar="FILE", hidden=True),
+        *target_option_list(),
         click.option("--foreground", is_flag=True, help="Stream the controller's logs; Ctrl-C stops and removes it."),
         click.option("--keep", is_flag=True, help="Keep the controller's container if it fails to start."),
         click.option("--timeout", type=float, default=600.0, show_default=True,
@@ -148,7 +148,7 @@ def controller_options(func):
 @click.option("--cpu-jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Jobs without a GPU that run at once; the others wait Pending.")
 @controller_options
-def training_service(port, host, models, data, token_file, gpus, cpu_jobs, name, dry_run, compose, foreground, keep,
+def training_service(port, host, models, data, token_file, gpus, cpu_jobs, name, dry_run, foreground, keep,
                      timeout, **kw):
     """The fine-tuning API (upstream's /v1/finetuneTasks): LoRA jobs on request, each a container.
 
@@ -166,7 +166,7 @@ def training_service(port, host, models, data, token_file, gpus, cpu_jobs, name,
     if not timeout > 0:
         raise UsageError(f"--timeout {timeout:g} is not a positive number of seconds", "e.g. --timeout 600")
     launch = LaunchOptions(host=check_host(host), port=port, name=check_name(name), dry_run=dry_run,
-                           compose=compose, foreground=foreground, keep=keep, timeout=timeout)
+                           foreground=foreground, keep=keep, timeout=timeout, **target_options(kw, foreground))
     request = TrainServiceRequest(models=tuple(models), data=tuple(data), token_file=token_file, gpus=gpus,
                                   cpu_jobs=cpu_jobs, launch=launch, build=make_build_options(kw))
     dispatch(request, _execute_train)
@@ -200,7 +200,7 @@ def _execute_train(request):
               "model (vllm-cpu and embedding without a GPU, vllm and embedding with one); without --frameworks only "
               "auto's picks. A framework whose stack is not built answers 409.")
 @controller_options
-def infer_service(port, host, endpoint_host, models, no_hub, token_file, gpus, frameworks, name, dry_run, compose,
+def infer_service(port, host, endpoint_host, models, no_hub, token_file, gpus, frameworks, name, dry_run,
                   foreground, keep, timeout, **kw):
     """The inference-service API (upstream's /v1/inference_services): clients deploy models on request.
 
@@ -218,7 +218,7 @@ def infer_service(port, host, endpoint_host, models, no_hub, token_file, gpus, f
     if not timeout > 0:
         raise UsageError(f"--timeout {timeout:g} is not a positive number of seconds", "e.g. --timeout 600")
     launch = LaunchOptions(host=check_host(host), port=port, name=check_name(name), dry_run=dry_run,
-                           compose=compose, foreground=foreground, keep=keep, timeout=timeout)
+                           foreground=foreground, keep=keep, timeout=timeout, **target_options(kw, foreground))
     request = InferServiceRequest(models=tuple(models), token_file=token_file, gpus=gpus,
                                   frameworks=tuple(frameworks), endpoint_host=endpoint_host, allow_hub=not no_hub,
                                   launch=launch, build=make_build_options(kw))

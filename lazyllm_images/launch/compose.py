@@ -163,3 +163,79 @@ def compose_yaml(specs: Sequence[LaunchSpec], gpu_mode: str = "runtime", gids: G
                  volume_labels: dict[str, str] | None = None, path_exists: Exists = os.path.exists) -> str:
     from .yamltext import dump
     return dump(compose_dict(specs, gpu_mode, gids, volume_labels, path_exists))
+
+
+# ------------------------------------------------------------------ a whole service as one compose file
+
+SECRETS_SUFFIX = ".secrets"      # <stem>.secrets/: the secret files (folder 0700: only the owner reaches them)
+FILES_SUFFIX = ".files"          # <stem>.files/: the units' generated files (configs a framework needs)
+
+
+def render(service, stack_file: str, gids: Gids | None = None, files_dir: str | None = None,
+           labels: Callable[..., dict] | None = None, path_exists: Exists = os.path.exists):
+    """``service`` (a ``launch.unit.Service``, ports filled in) -> ``Rendered``: the compose file and, beside it,
+    its secret files (one JSON line per unit, mounted at /run/secrets/<key> and read by ``secret_exec --file``) and
+    generated files. Never a secret in the compose file itself. ``files_dir``: where the service's generated files
+    would live on the local engine (binds from there are rewritten to the folder beside the file). ``labels(kind,
+    **extra)``: the labels of the networks and volumes the file makes (``engine.runtime_labels``)."""
+    from . import secrets as secret_files
+    from .targets import Rendered
+    stem = os.path.splitext(os.path.basename(stack_file))[0]
+    out_files: list[tuple[str, str, int]] = []
+    specs, unit_secrets = [], {}
+    for unit in service.units:
+        spec = unit.spec
+        line = secret_files.payload(unit.secrets)
+        if line is not None:
+            key = secret_files.key(unit.name)
+            spec = secret_files.reading_file(spec, secret_files.path(unit.name), unit.wrap)
+            out_files.append((f"{stem}{SECRETS_SUFFIX}/{key}", line, 0o644))
+            unit_secrets[spec.name] = key
+        if files_dir:
+            spec = _relative_files(spec, files_dir, f"./{stem}{FILES_SUFFIX}")
+        out_files += [(f"{stem}{FILES_SUFFIX}/{name}", text, 0o644) for name, text in unit.files]
+        specs.append(spec)
+    specs = _in_start_order(specs)
+    doc = compose_dict(specs, service.gpu_mode, gids, None, path_exists)
+    if labels is not None:
+        purposes = {m.source: m.purpose or "data" for s in specs for m in s.mounts if m.kind == "volume"}
+        for name, volume in doc.get("volumes", {}).items():
+            volume["labels"] = labels("volume", purpose=purposes[name])
+    for name, key in unit_secrets.items():
+        doc["services"][name]["secrets"] = [key]
+    if unit_secrets:
+        doc["secrets"] = {key: {"file": f"./{stem}{SECRETS_SUFFIX}/{key}"} for key in unit_secrets.values()}
+    if any(s.network == f"{service.name}-net" for s in specs):
+        doc["networks"] = {"default": {"name": f"{service.name}-net",
+                                       **({"labels": labels("network", service=service.name)} if labels else {})}}
+    doc["x-lazyllm"] = stack_extension("compose", service)
+    from .yamltext import dump
+    return Rendered(((os.path.basename(stack_file), dump(doc), 0o644), *out_files))
+
+
+def _in_start_order(specs: list[LaunchSpec]) -> list[LaunchSpec]:
+    """Units start in order, each healthy before the next (as on the local engine): each depends on the ones
+    before it that have a health check."""
+    from dataclasses import replace
+    out = []
+    for i, spec in enumerate(specs):
+        before = tuple(s.name for s in specs[:i] if s.healthcheck is not None and s.name not in spec.depends_on)
+        out.append(replace(spec, depends_on=tuple(spec.depends_on) + before) if before else spec)
+    return out
+
+
+def stack_extension(target: str, service) -> dict:
+    """The ``x-lazyllm`` key of a stack file: which target, which service, and where its URLs are served (unit,
+    container port, path), for ``lazyllm stack up`` to print once it is healthy."""
+    urls = {key: {"unit": u.name, "port": u.spec.ports[0].container_port, "path": path}
+            for u in service.units for key, path in u.urls if u.spec.ports}
+    return {"target": target, "service": service.name, "urls": urls,
+            "primary": service.units[service.primary].name if service.units else None}
+
+
+def _relative_files(spec: LaunchSpec, files_dir: str, folder: str) -> LaunchSpec:
+    from dataclasses import replace
+    prefix = files_dir.rstrip("/") + "/"
+    mounts = tuple(replace(m, source=folder + "/" + m.source[len(prefix):])
+                   if m.kind == "bind" and m.source.startswith(prefix) else m for m in spec.mounts)
+    return replace(spec, mounts=mounts)

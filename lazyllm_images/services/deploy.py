@@ -121,7 +121,7 @@ def model_server(request: DeployModelRequest, service: str, role: str = "model",
         spec, proxy_secrets = with_host_trust(hub.with_hub(spec, settings, fw_name))
         secret_env.update({**proxy_secrets, **hub.secrets(settings)})
         explain = partial(hub.diagnose, repo=source.spec, s=settings, has_token=bool(hub.token(settings)))
-        if not (request.launch.dry_run or request.launch.compose):
+        if not (request.launch.dry_run or request.launch.renders):
             _check_hub(source.spec, settings)
     files = tuple((name.rsplit("/", 1)[-1], text) for name, text in server.files)
     unit = Unit(spec, stack=plan, secrets={"env": secret_env} if secret_env else None, files=files,

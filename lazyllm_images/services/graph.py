@@ -85,8 +85,9 @@ def run(request: RunRequest) -> None:
     graph = load(str(graph_file))
     argv = inputs_argv(request)
     needs = graph.services()
-    if request.launch.compose:
-        raise UsageError("--compose is not available for graphs yet", "run the graph with 'lazyllm run G.json'")
+    if request.launch.renders:
+        raise UsageError(f"--target {request.launch.target} is not available for graphs yet: the runner and its "
+                         "sandbox share a socket folder on one host", "run the graph here with 'lazyllm run G.json'")
     if needs or request.graph_serve or graph.root.server is not None or graph.root.web is not None:
         from . import graph_service
         graph_service.run(request, graph, graph_file, argv)

@@ -219,12 +219,10 @@ def build_stacks(found: Described, build: BuildOptions) -> None:
 
 
 def run(request: InferServiceRequest) -> None:
+    from ..launch.targets import check_portable
     from .start import start
-    if request.launch.compose:
-        raise UsageError("infer_service has no compose form: its controller starts model containers on this host's "
-                         "engine (compose and cluster targets come later)",
-                         "run it here: 'lazyllm run infer_service' (--dry-run shows the engine calls)")
     found = describe(request)
+    check_portable(found.service, request.launch.target)        # before anything is built
     if not request.launch.dry_run:
         build_stacks(found, request.build)
     start(found.service, request.launch, request.build, partial(print_summary, found))

@@ -100,12 +100,12 @@ def run(request: McpServerRequest) -> None:
     from ..resolve import resolve
     plan = resolve(("mcp-bridge",), request.build, host=host_facts())
     launch = LaunchOptions(host=request.sse_host, port=request.sse_port or None, name=request.name,
-                           dry_run=request.dry_run, foreground=request.foreground)
+                           dry_run=request.dry_run, foreground=request.foreground, **request.placement)
     service = service_name(launch, f"lazyllm-mcp-{server_slug(request)}")
     spec, proxy = mcp_spec(request, service, plan.top.ref)
     unit = Unit(spec, stack=plan, secrets=secrets(request, spec, proxy), wrap=False,
                 urls=(("sse", "/sse"), ("mcp", "/mcp")))
-    if not request.dry_run:
+    if not (request.dry_run or launch.renders):
         warn_exposed(request)
     start(Service(service, (unit,)), launch, request.build, partial(announce, service, request.url_file))
 

@@ -1,7 +1,7 @@
 """Starting a described service: the one path ``deploy``, ``run chatbot|rag`` and ``deploy mcp_server`` share.
 
 A service module describes a ``launch.unit.Service``; this prints it (``--dry-run``, no engine), writes it
-(``--compose``), or builds its stacks, checks its GPU units against the host and hands it to the local-engine
+(``--target compose|swarm|k8s``), or builds its stacks, checks its GPU units against the host and hands it to the local-engine
 backend, which starts it healthy; then the summary, or ``--foreground``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import replace
 from typing import Callable
 
 from ..errors import UsageError
@@ -19,7 +20,7 @@ from ..requests import BuildOptions, LaunchOptions
 def service_name(launch: LaunchOptions, default: str) -> str:
     """``--name`` or the default; a real launch takes the next free ``NAME-N`` (an explicit name must be free)."""
     name = launch.name or default
-    if launch.dry_run or launch.compose:
+    if launch.dry_run or launch.renders:
         return name
     from ..backends.docker import unique_service_name
     return unique_service_name(name, bool(launch.name))
@@ -88,15 +89,82 @@ def print_dry_run(service: Service) -> None:
               "not shown here")
 
 
-def write_compose(service: Service, path: str) -> None:
-    from ..launch.compose import compose_yaml
-    text = compose_yaml(service.specs, service.gpu_mode, gids=device_gids(service))
+def render(service: Service, launch: LaunchOptions, build: BuildOptions):
+    """``service`` for a file-based target: ``launch.targets.Rendered`` (no engine call; compose fills in free
+    host ports here, as a launch would)."""
+    from ..launch import targets
+    targets.check_portable(service, launch.target)
+    if launch.target == "compose":
+        from .. import engine
+        from ..backends.docker import labelled, urls_of, with_ports
+        from ..launch import compose
+        from ..paths import service_files_dir
+        units = [replace(u, spec=with_ports(u.spec)) for u in service.units]
+        service = replace(service, units=tuple(labelled(units, urls_of(units), service.primary)))
+        return compose.render(service, output_path(service, launch), gids=device_gids(service),
+                              files_dir=str(service_files_dir(service.name)),
+                              labels=engine.runtime_labels)
+    if launch.target == "swarm":
+        from ..launch import swarm
+        return swarm.render(service, build.registry, output_path(service, launch), node_hostname=node_hostname())
+    from ..launch import k8s
+    return k8s.render(service, build.registry, namespace=launch.namespace, runtime_class=launch.runtime_class)
+
+
+def node_hostname() -> str | None:
+    """This engine's node name (Swarm places local-only images there); None without an engine."""
+    info = engine_info()
+    return info.get("Name") if info else None
+
+
+DEFAULT_OUTPUT = {"compose": "{name}.compose.yaml", "swarm": "{name}.stack.yaml", "k8s": "{name}-k8s"}
+
+
+def output_path(service: Service, launch: LaunchOptions) -> str:
+    return launch.output or DEFAULT_OUTPUT[launch.target].format(name=service.name)
+
+
+def write_rendered(rendered, service: Service, launch: LaunchOptions) -> list[str]:
+    """Write ``rendered.files``: beside the stack file (compose, swarm) or into the folder (k8s); folders 0700
+    when they hold a secret file. Returns the paths written."""
+    import os
+    out = output_path(service, launch)
+    root = out if launch.target == "k8s" else (os.path.dirname(out) or ".")
+    written = []
     try:
-        with open(path, "w") as out:
-            out.write(text)
+        for rel, text, mode in rendered.files:
+            path = os.path.join(root, rel)
+            folder = os.path.dirname(path)
+            if folder and not os.path.isdir(folder):
+                os.makedirs(folder, mode=0o700 if folder != root else 0o755)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(fd, "w") as stream:
+                stream.write(text)
+            os.chmod(path, mode)          # an existing file keeps its old mode through O_CREAT
+            written.append(path)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}", "choose a writable path for --compose") from exc
-    print(f"compose file: {path} (docker compose -f {path} up -d)")
+        raise UsageError(f"cannot write {exc.filename or out}: {exc.strerror}",
+                         "choose a writable path with -o (or --compose FILE)") from exc
+    return written
+
+
+RUN_HINT = {"compose": "lazyllm stack up {out}", "swarm": "lazyllm stack up {out}",
+            "k8s": "kubectl apply -k {out}"}
+
+
+def render_and_write(service: Service, launch: LaunchOptions, build: BuildOptions) -> None:
+    from ..build.runner import build_plan
+    from ..launch.targets import check_portable
+    check_portable(service, launch.target)              # before anything is built
+    for plan in service.stacks():
+        build_plan(plan, build, write_lock=False, quiet=True)
+    rendered = render(service, launch, build)
+    written = write_rendered(rendered, service, launch)
+    for note in rendered.notes:
+        print(f"note: {note}")
+    out = output_path(service, launch)
+    print(f"{launch.target} files: {', '.join(written)}")
+    print(f"start it: {RUN_HINT[launch.target].format(out=out)}")
 
 
 def start(service: Service, launch: LaunchOptions, build: BuildOptions,
@@ -106,10 +174,8 @@ def start(service: Service, launch: LaunchOptions, build: BuildOptions,
         print_dry_run(service)
         return
     from ..build.runner import build_plan
-    if launch.compose:
-        for plan in service.stacks():
-            build_plan(plan, build, write_lock=False, quiet=True)
-        write_compose(service, launch.compose)
+    if launch.renders:
+        render_and_write(service, launch, build)
         return
     from ..backends import docker as backend
     from ..backends.foreground import hand_over

@@ -106,11 +106,10 @@ def describe(request: TrainServiceRequest) -> Described:
 
 def run(request: TrainServiceRequest) -> None:
     from ..build.runner import build_plan
+    from ..launch.targets import check_portable
     from .start import start
-    if request.launch.compose:
-        raise UsageError("training_service has no compose form: its controller starts job containers on this host's "
-                         "engine", "run it here: 'lazyllm run training_service' (--dry-run shows the engine calls)")
     found = describe(request)
+    check_portable(found.service, request.launch.target)        # before anything is built
     if not request.launch.dry_run:
         sys.stderr.write(f"stack for the jobs (finetune): {found.jobs.stack_tag}\n")
         build_plan(found.jobs, request.build, write_lock=False, quiet=True)

@@ -147,9 +147,9 @@ def test_bad_input(argv, needle, capsys):
 
 
 def test_a_form_a_service_does_not_have_exits_2_and_says_so(capsys):
-    code = main(["run", "training_service", "--compose", "c.yaml"])
+    code = main(["run", "training_service", "--target", "k8s", "--registry", "localhost:5000/x", "--dry-run"])
     err = capsys.readouterr().err
-    assert code == 2 and "no compose form" in err and "Traceback" not in err
+    assert code == 2 and "this host's Docker engine" in err and "--target compose" in err and "Traceback" not in err
 
 
 def test_console_script_and_module_entry():

@@ -336,10 +336,12 @@ def test_on_an_nvidia_host(described, monkeypatch) -> None:
     assert [g["uuid"] for g in json.loads(unit.files[0][1])["nvidia"]["gpus"]] == ["GPU-a", "GPU-b"]
 
 
-def test_compose_is_refused(described) -> None:
-    request = InferServiceRequest(launch=LaunchOptions(compose="c.yaml"))
-    with pytest.raises(UsageError, match="no compose form"):
+@pytest.mark.parametrize("target", ["swarm", "k8s"])
+def test_cluster_targets_are_refused_before_any_build(described, target) -> None:
+    request = InferServiceRequest(launch=LaunchOptions(target=target, dry_run=True))
+    with pytest.raises(UsageError, match="this host's Docker engine") as err:
         infer.run(request)
+    assert "--target compose" in err.value.hint
 
 
 # ---------------------------------------------------------------- the spec's rules for the engine's socket

@@ -92,8 +92,8 @@ def test_bad_settings_are_refused(described, tmp_path) -> None:
     assert f"chmod a+rwx {described.models}" in err.value.hint
     with pytest.raises(UsageError, match="--data .*: no such folder"):
         train.describe(TrainServiceRequest(data=(str(tmp_path / "nope"),), launch=LaunchOptions(dry_run=True)))
-    with pytest.raises(UsageError, match="no compose form"):
-        train.run(TrainServiceRequest(launch=LaunchOptions(compose="c.yaml")))
+    with pytest.raises(UsageError, match="this host's Docker engine"):
+        train.run(TrainServiceRequest(launch=LaunchOptions(target="swarm", dry_run=True)))
 
 
 def test_a_generated_token_is_kept_per_state_volume(described, tmp_path) -> None:
