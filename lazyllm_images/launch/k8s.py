@@ -299,7 +299,8 @@ class _Renderer:
             elif m.kind == "volume":
                 claim = k8s_name(m.source)
                 self.claim(claim, purpose, unit.name)
-                mount["name"] = volume(("claim", claim), purpose, {"persistentVolumeClaim": {"claimName": claim}})
+                mount["name"] = volume(("claim", claim, False), purpose,
+                                       {"persistentVolumeClaim": {"claimName": claim}})
             elif m.purpose == DRIVER_PURPOSE:
                 mount["name"] = volume(("host", m.source), purpose, {"hostPath": {"path": m.source}})
                 self.notes.append(f"{unit.name} mounts the nodes' {m.source} (hostPath: the accelerator driver; "
@@ -313,7 +314,7 @@ class _Renderer:
                 claim = k8s_name(f"{self.part_of}-models" if model else f"{self.part_of}-{purpose}")
                 mount["subPath"] = self.claim(claim, purpose, unit.name, m.source)
                 source = {"claimName": claim, **({"readOnly": True} if m.read_only else {})}
-                mount["name"] = volume(("claim", claim), "models" if model else purpose,
+                mount["name"] = volume(("claim", claim, m.read_only), "models" if model else purpose,
                                        {"persistentVolumeClaim": source})
             if m.read_only:
                 mount["readOnly"] = True

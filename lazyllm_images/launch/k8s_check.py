@@ -291,3 +291,48 @@ def check(objects: list[dict]) -> list[str]:
                 if target not in declared:
                     problems.append(f"{_ref(obj)}: targetPort {target!r} is no container port of {_ref(o)}")
     return problems
+
+
+def policy(objects: list[dict]) -> list[str]:
+    """Warnings, not errors (scale-out §3.3): what Pod Security 'restricted' refuses (host namespaces and paths,
+    privilege, root, missing seccomp or capability drop), a GPU server without a startupProbe, and a GPU
+    Deployment that rolls out with a surge (a second GPU pod that waits Pending for the first's GPU)."""
+    out: list[str] = []
+    for obj in objects:
+        kind = obj.get("kind")
+        if kind not in POD_KINDS:
+            continue
+        template = _dig(obj, POD_KINDS[kind]) if POD_KINDS[kind] else obj
+        pod = (template or {}).get("spec") or {}
+        where = _ref(obj)
+        for field in ("hostNetwork", "hostIPC", "hostPID"):
+            if pod.get(field):
+                out.append(f"{where}: {field} (Pod Security 'baseline' refuses it)")
+        for v in pod.get("volumes") or []:
+            if "hostPath" in v:
+                out.append(f"{where}: hostPath {v['hostPath'].get('path')} (Pod Security 'baseline' refuses it)")
+        pod_ctx = pod.get("securityContext") or {}
+        gpu = False
+        for c in pod.get("containers") or []:
+            ctx = c.get("securityContext") or {}
+            cw = f"{where} container {c.get('name')}"
+            if ctx.get("privileged"):
+                out.append(f"{cw}: privileged")
+            if ctx.get("allowPrivilegeEscalation") is not False:
+                out.append(f"{cw}: allowPrivilegeEscalation is not false ('restricted' refuses it)")
+            if "ALL" not in ((ctx.get("capabilities") or {}).get("drop") or []):
+                out.append(f"{cw}: capabilities are not all dropped ('restricted' refuses it)")
+            if not (ctx.get("runAsNonRoot") or pod_ctx.get("runAsNonRoot")):
+                out.append(f"{cw}: runAsNonRoot is not set ('restricted' refuses it)")
+            if not ((ctx.get("seccompProfile") or pod_ctx.get("seccompProfile") or {}).get("type")):
+                out.append(f"{cw}: no seccompProfile ('restricted' wants RuntimeDefault)")
+            limits = (c.get("resources") or {}).get("limits") or {}
+            if any(k in GPU_RESOURCES or "gpu" in str(k).lower() for k in limits):
+                gpu = True
+                if kind != "Job" and not c.get("startupProbe"):
+                    out.append(f"{cw}: a GPU server without a startupProbe (liveness kills it while it loads)")
+        strategy = (obj.get("spec") or {}).get("strategy") or {}
+        if kind == "Deployment" and gpu and strategy.get("type") != "Recreate" and \
+                str((strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")) not in ("0", "0%"):
+            out.append(f"{where}: a GPU Deployment rolling out with a surge (use Recreate or maxSurge 0)")
+    return out

@@ -143,6 +143,7 @@ def test_a_model_and_its_chat_page(monkeypatch):
     objects = docs_of(rendered)
     validate(objects)
     assert all(o["metadata"]["namespace"] == "llm" for o in objects)
+    assert k8s_check.policy(objects) == []          # Pod Security 'restricted' has nothing to refuse
     deps, svcs = by_kind(objects, "Deployment"), by_kind(objects, "Service")
     assert set(deps) == set(svcs) == {"lazyllm-vllm-model", "lazyllm-vllm-chat"}
 
@@ -229,6 +230,7 @@ def test_run_rag_four_units(docs, llm_dir):
     rendered = k8s.render(service, REGISTRY, namespace="rag")
     objects = docs_of(rendered)
     validate(objects)
+    assert k8s_check.policy(objects) == []
     deps = by_kind(objects, "Deployment")
     assert set(deps) == {u.name for u in service.units} == set(by_kind(objects, "Service"))
     claims = by_kind(objects, "PersistentVolumeClaim")
@@ -514,3 +516,22 @@ def test_checker_helpers():
     assert k8s_check.resource_name("hugepages-2Mi") and not k8s_check.resource_name("gpu")
     assert k8s._quantity("8g") == "8Gi" and k8s._quantity("1024") == "1024" and k8s._quantity("64k") == "64Ki"
     assert replace(spec(), shm_size="1g").shm_size == "1g"
+
+
+def test_policy_warnings():
+    """The rendered GPU pod is clean under 'restricted'; a root Ascend pod with a driver hostPath is said to be
+    not; a default rolling update of a GPU Deployment and a GPU server without startupProbe are warned."""
+    assert k8s_check.policy(good()) == []
+    objects = good()
+    dep = deployment(objects)
+    del dep["spec"]["strategy"]
+    del container(objects)["startupProbe"]
+    pod_of(dep)["hostIPC"] = True
+    warnings = k8s_check.policy(objects)
+    assert any("surge" in w for w in warnings) and any("startupProbe" in w for w in warnings)
+    assert any("hostIPC" in w for w in warnings)
+    root = k8s.objects(Service("m", (Unit(spec(user=None, gpus=GpuRequest("count", count=1, vendor="ascend"))),)),
+                       REGISTRY)
+    warnings = k8s_check.policy(root)
+    assert any("hostPath /usr/local/Ascend/driver" in w for w in warnings)
+    assert any("runAsNonRoot" in w for w in warnings)
