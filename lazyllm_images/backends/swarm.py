@@ -220,7 +220,7 @@ def _cli() -> str:
 
 def _docker(*args: str, cwd: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([_cli(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+        return subprocess.run([_cli(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False,
                               env=os.environ.copy())
     except subprocess.TimeoutExpired as exc:
         raise LaunchError(f"docker {' '.join(args[:3])} did not answer within {timeout:.0f} s",

@@ -24,7 +24,13 @@ import re
 from .. import LABEL_PREFIX, MANAGED_LABEL
 from ..errors import UsageError
 from . import secrets as secrets_mod
-from .compose import _escape, _ports, add_healthcheck, add_security  # noqa: F401  (_ports: the compose form)
+from .compose import (
+    FILES_SUFFIX,
+    SECRETS_SUFFIX,
+    _escape,
+    add_healthcheck,
+    add_security,
+)
 from .spec import ENGINE_PURPOSE, SCRATCH, LaunchSpec, MountSpec
 from .targets import Rendered
 from .unit import Service, Unit
@@ -68,7 +74,7 @@ def render(service: Service, registry: str | None, stack_file: str, node_hostnam
         svc_secrets = []
         if text is not None:
             key = secrets_mod.key(unit.name)
-            rel = f"{stem}.secrets/{key}"
+            rel = f"{stem}{SECRETS_SUFFIX}/{key}"
             files.append((rel, text, 0o600))
             top_secrets[key] = {"file": f"./{rel}", "name": f"{stack}_{key}_{secrets_mod.digest(text)}",
                                 "labels": dict(labels)}
@@ -209,7 +215,7 @@ def _mounts(unit: Unit, spec: LaunchSpec, svc: dict, stem: str, stack: str, top_
         if m.kind == "bind" and base in generated:
             text = generated.pop(base)
             key = _KEY.sub("-", f"{name}-{base}")
-            rel = f"{stem}.files/{name}/{base}"
+            rel = f"{stem}{FILES_SUFFIX}/{name}/{base}"
             files.append((rel, text, 0o644))
             top_configs[key] = {"file": f"./{rel}", "name": f"{stack}_{key}_{secrets_mod.digest(text)}",
                                 "labels": _object_labels(stack)}
