@@ -466,6 +466,16 @@ def objects(service: Service, registry: str | None, namespace: str | None = None
     return _Renderer(service, registry, namespace, runtime_class).build()
 
 
+def preflight(service: Service, registry: str | None) -> None:
+    """The UsageErrors ``render`` would raise, without rendering: call it before building anything (a unit with
+    no Kubernetes form, GPUs by id, a local image and no registry, two units with one Kubernetes name)."""
+    r = _Renderer(service, registry, None, None)
+    for unit in service.units:
+        _refuse(unit)
+        gpu_mod.k8s_limits(unit.spec.gpus)
+        r.image(unit)
+
+
 def render(service: Service, registry: str | None, namespace: str | None = None,
            runtime_class: str | None = None) -> Rendered:
     """manifests.yaml, secrets.yaml (when a unit has secrets) and kustomization.yaml for ``service``."""

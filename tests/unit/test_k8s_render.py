@@ -358,6 +358,14 @@ def test_a_local_image_needs_a_registry():
     assert "lazyllm install" in err.value.hint and "--registry R --push" in err.value.hint
 
 
+def test_preflight_says_it_before_any_build():
+    k8s.preflight(hub_pair(), REGISTRY)
+    with pytest.raises(UsageError, match="needs --registry"):
+        k8s.preflight(hub_pair(), None)
+    with pytest.raises(UsageError, match="index"):
+        k8s.preflight(Service("m", (Unit(spec(gpus=GpuRequest.parse("0,1"))),)), REGISTRY)
+
+
 def test_root_is_said_not_hidden():
     rendered = k8s.render(Service("m", (Unit(spec(user=None)),)), REGISTRY)
     pod = pod_of(by_kind(docs_of(rendered), "Deployment")["my-model-1"])
