@@ -338,6 +338,8 @@ class _Renderer:
         limits = gpu_mod.k8s_limits(spec.gpus)          # UsageError for 'all', indexes, UUIDs, MIG ids
         payload = secrets_mod.payload(unit.secrets)
         key = secrets_mod.key(unit.name)
+        if payload and not spec.command and spec.entrypoint is None:
+            raise ValueError(f"{unit.name} has secrets but no command for secret_exec to start")
         if payload:
             spec = secrets_mod.reading_file(spec, f"{secrets_mod.MOUNT_DIR}/{key}", unit.wrap)
         labels, selector = self.labels(unit)
