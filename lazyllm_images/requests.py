@@ -62,6 +62,12 @@ class LaunchOptions:
             object.__setattr__(self, "output", self.output or self.compose)
 
     @property
+    def engine_free(self) -> bool:
+        """True when planning must not ask this host's engine (a dry run; files for a cluster, whose nodes are
+        not this host)."""
+        return self.dry_run or self.target in ("swarm", "k8s")
+
+    @property
     def renders(self) -> bool:
         """True when the service is written to files for another tool (compose, Swarm, Kubernetes), not run."""
         return self.target != "docker"

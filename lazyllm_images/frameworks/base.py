@@ -121,7 +121,7 @@ class Framework:
         gpus = gpus or GpuRequest.none()
         port = port or self.container_port
         parsed = self.parse_options(options, flags, pass_unknown)
-        merged: dict[str, str | bool | list[str]] = dict(self.default_options(gpus, gpu_count or gpus.size))
+        merged: dict[str, str | bool | list[str]] = dict(self.default_options(gpus, gpus.size if gpus.size is not None else gpu_count))
         merged.update(parsed.options)
         argv = self.base_argv(model_path, served_name, port, gpus)
         argv += self.render_options(merged)

@@ -191,8 +191,6 @@ def render(service, stack_file: str, gids: Gids | None = None, files_dir: str | 
             spec = secret_files.reading_file(spec, secret_files.path(unit.name), unit.wrap)
             out_files.append((f"{stem}{SECRETS_SUFFIX}/{key}", line, 0o644))
             unit_secrets[spec.name] = key
-        if files_dir:
-            spec = _relative_files(spec, files_dir, f"./{stem}{FILES_SUFFIX}")
         out_files += [(f"{stem}{FILES_SUFFIX}/{name}", text, 0o644) for name, text in unit.files]
         specs.append(spec)
     specs = _in_start_order(specs)
@@ -201,6 +199,8 @@ def render(service, stack_file: str, gids: Gids | None = None, files_dir: str | 
         purposes = {m.source: m.purpose or "data" for s in specs for m in s.mounts if m.kind == "volume"}
         for name, volume in doc.get("volumes", {}).items():
             volume["labels"] = labels("volume", purpose=purposes[name])
+    if files_dir:
+        _relative_files(doc, files_dir, f"./{stem}{FILES_SUFFIX}")
     for name, key in unit_secrets.items():
         doc["services"][name]["secrets"] = [key]
     if unit_secrets:
@@ -233,9 +233,11 @@ def stack_extension(target: str, service) -> dict:
             "primary": service.units[service.primary].name if service.units else None}
 
 
-def _relative_files(spec: LaunchSpec, files_dir: str, folder: str) -> LaunchSpec:
-    from dataclasses import replace
+def _relative_files(doc: dict, files_dir: str, folder: str) -> None:
+    """Binds of the service's generated files come from the folder beside the compose file (compose resolves a
+    relative source against the file's own folder)."""
     prefix = files_dir.rstrip("/") + "/"
-    mounts = tuple(replace(m, source=folder + "/" + m.source[len(prefix):])
-                   if m.kind == "bind" and m.source.startswith(prefix) else m for m in spec.mounts)
-    return replace(spec, mounts=mounts)
+    for svc in doc["services"].values():
+        for volume in svc.get("volumes", []):
+            if volume["type"] == "bind" and volume["source"].startswith(prefix):
+                volume["source"] = folder + "/" + volume["source"][len(prefix):]

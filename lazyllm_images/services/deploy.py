@@ -167,7 +167,7 @@ def describe(request: DeployModelRequest) -> tuple[Service, ModelServer]:
                          "add --chat=true, or protect the model server with its own option (vLLM: --api_key=...)")
     m = model_server(request, name)
     units = [m.unit] + ([chat_unit(m, name, request.launch)] if request.chat else [])
-    return Service(name, tuple(units), gpu_mode(units, request.launch.dry_run),
+    return Service(name, tuple(units), gpu_mode(units, request.launch.engine_free),
                    notes=(f"framework: {m.framework} ({m.why})",)), m
 
 

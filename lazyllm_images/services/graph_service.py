@@ -278,7 +278,7 @@ def describe(request: RunRequest, graph, graph_file: Path) -> Service:
                          auth=bool(token))
         units.append(Unit(chat, stack=plan, urls=(("chat", "/"),),
                           secrets=file_secrets(("/tmp/lazyllm/api-key", token), (AUTH_TOKEN_FILE, token))))
-    return Service(name, tuple(units), gpu_mode(units, request.launch.dry_run), primary=primary)
+    return Service(name, tuple(units), gpu_mode(units, request.launch.engine_free), primary=primary)
 
 
 def serves(request: RunRequest, graph, argv: tuple[str, ...]) -> bool:

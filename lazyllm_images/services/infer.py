@@ -206,7 +206,7 @@ def describe(request: InferServiceRequest) -> Described:
     notes += [f"stack for {what}: {p.top.ref}  (built before the controller starts)" for what, p in stacks]
     notes.append(engine_note(socket))
     notes.append(token_line(tokens))
-    service = Service(name, (unit,), gpu_mode([unit], launch.dry_run), notes=tuple(f"# {n}" for n in notes))
+    service = Service(name, (unit,), gpu_mode([unit], launch.engine_free), notes=tuple(f"# {n}" for n in notes))
     return Described(service, allowed, built, stacks, roots, gpus, tokens, ends, volume)
 
 

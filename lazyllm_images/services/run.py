@@ -73,10 +73,10 @@ def chatbot(request: RunRequest) -> Service:
         spec, proxy = with_host_trust(spec)
         secrets = with_secret_env(file_secrets((API_KEY_FILE, key), (AUTH_TOKEN_FILE, token)), proxy)
         return _service(name, [Unit(spec, stack=plan, secrets=secrets, urls=(("chat", "/"),))], 0,
-                        request.launch.dry_run)
+                        request.launch.engine_free)
     m = _model(request, name)
     chat = chat_unit(m, name, request.launch, host_port=request.launch.port)
-    return _service(name, [m.unit, chat], 1, request.launch.dry_run)
+    return _service(name, [m.unit, chat], 1, request.launch.engine_free)
 
 
 def _documents(path: str) -> Path:
@@ -162,7 +162,7 @@ def rag(request: RunRequest) -> Service:
                      api_key=bool(token), auth=bool(token))
     units.append(Unit(chat, stack=embed.plan, secrets=file_secrets((API_KEY_FILE, token), (AUTH_TOKEN_FILE, token)),
                       urls=(("chat", "/"),)))
-    return _service(name, units, len(units) - 2, request.launch.dry_run)
+    return _service(name, units, len(units) - 2, request.launch.engine_free)
 
 
 def run(request: RunRequest) -> None:

@@ -156,10 +156,15 @@ def render_and_write(service: Service, launch: LaunchOptions, build: BuildOption
     from ..build.runner import build_plan
     from ..launch.targets import check_portable
     check_portable(service, launch.target)              # before anything is built
+    if launch.target == "k8s":
+        from ..launch import k8s
+        k8s.preflight(service, build.registry)
     for plan in service.stacks():
         build_plan(plan, build, write_lock=False, quiet=True)
     rendered = render(service, launch, build)
     written = write_rendered(rendered, service, launch)
+    for line in service.notes:                       # what a dry run says first (framework, where the token is)
+        print(line)
     for note in rendered.notes:
         print(f"note: {note}")
     out = output_path(service, launch)

@@ -100,7 +100,7 @@ def describe(request: TrainServiceRequest) -> Described:
         socket, tokens)
     notes = [f"jobs: the finetune stack {jobs.top.ref}  (built before the controller starts)",
              engine_note(socket), token_line(tokens, "jobs")]
-    service = Service(name, (unit,), gpu_mode([unit], launch.dry_run), notes=tuple(f"# {n}" for n in notes))
+    service = Service(name, (unit,), gpu_mode([unit], launch.engine_free), notes=tuple(f"# {n}" for n in notes))
     return Described(service, jobs, roots, data, gpus, tokens, volume)
 
 
