@@ -33,10 +33,10 @@ class Report:
 
 
 def run_checks() -> Report:
-    from . import buildkit, devices, disk, engine, gpu_runtime, network, nvidia
+    from . import buildkit, devices, disk, engine, gpu_runtime, network, nvidia, targets
     ctx: dict = {}
     checks = []
-    for module in (engine, buildkit, nvidia, gpu_runtime, devices, network, disk):
+    for module in (engine, buildkit, nvidia, gpu_runtime, devices, network, disk, targets):
         try:
             checks.append(module.check(ctx))
         except Exception as exc:  # a broken probe is reported, never a crash

@@ -113,3 +113,11 @@ def test_tensor_parallelism_follows_the_request_not_the_host():
     every = vllm.server_argv("/model", "m", gpus=GpuRequest.all(), gpu_count=2).argv
     assert "--tensor-parallel-size" not in one
     assert every[every.index("--tensor-parallel-size") + 1] == "2"
+
+
+def test_doctor_says_what_each_swarm_state_needs():
+    from lazyllm_images.doctor.targets import swarm_state
+    said, data = swarm_state({})
+    assert "inactive" in said and "docker swarm init" in said and data["manager"] is False
+    said, _ = swarm_state({"Swarm": {"LocalNodeState": "active", "ControlAvailable": False}})
+    assert "worker" in said and "from a manager" in said
