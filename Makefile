@@ -60,7 +60,10 @@ demo: venv engine base
 	$(ENGINE_ENV) scripts/demo.sh
 
 bench: venv engine base
-	$(ENGINE_ENV) $(BIN)/python bench/startup.py
+	@rc=0; for b in $${BENCHES:-startup plan install deploy mcp_bridge rag}; do \
+	  echo "== bench/$$b.py"; \
+	  ( $(ENGINE_ENV) LAZYLLM_BASE=$${LAZYLLM_BASE:-offline} $(BIN)/python bench/$$b.py ) || { echo "bench/$$b.py: exit $$?"; rc=1; }; \
+	done; exit $$rc
 
 clean-images:
 	$(ENGINE_ENV) docker image ls -q --filter label=org.lazyllm.managed=true | xargs -r docker image rm -f

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from common import docker_version, record  # noqa: E402
 
 TARGET_S = 0.5
 RUNS = 5
@@ -84,12 +84,13 @@ def main() -> int:
         ours_s.append(ours())
         peer_s.append(peer(argv))
     overhead = statistics.median(ours_s) - statistics.median(peer_s)
-    payload = {"peer": "docker run (same image, same argv) + polling", "runs": RUNS,
+    payload = {"runs": RUNS,
                "ours_s": ours_s, "peer_s": peer_s, "ours_median_s": statistics.median(ours_s),
                "peer_median_s": statistics.median(peer_s), "overhead_s": overhead,
                "ratio": statistics.median(ours_s) / statistics.median(peer_s),
                "target_overhead_s": TARGET_S, "meets_target": overhead < TARGET_S}
-    path = record("deploy", payload)
+    path = record("deploy", payload, peer={"name": "docker run (same image, same argv) + polling",
+                                           "version": docker_version()["client"]})
     print(f"deploy to first request: ours {payload['ours_median_s']:.2f} s, docker run + polling "
           f"{payload['peer_median_s']:.2f} s, overhead {overhead:.2f} s (target < {TARGET_S}) -> {path}")
     return 0 if overhead < TARGET_S else 1

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record  # noqa: E402
+from common import docker_version, record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # ("embedding", "online-advanced") was the third: the peer's single pip step (volcengine-python-sdk, dashscope and
@@ -162,8 +162,9 @@ def main() -> int:
                                            "meets_target": rebuild_ours / rebuild_peer <= 0.5,
                                            "layers_rebuilt": rebuilt},
     }
-    path = record("install", {"peer": "one Dockerfile per stack, one pip step (same BuildKit, caches, secrets)",
-                              "combos": [list(c) for c in COMBOS], "results": results})
+    path = record("install", {"combos": [list(c) for c in COMBOS], "results": results},
+                  peer={"name": "one Dockerfile per stack, one pip step (same BuildKit, caches, secrets)",
+                        "version": f"docker engine {docker_version()['server']}"})
     for name, r in results.items():
         print(f"{name:<32} ratio {r['ratio']:.3f}  {'ok' if r['meets_target'] else 'MISSED'}  {r}")
     print(f"-> {path}")

@@ -36,7 +36,7 @@ from typing import Any
 from collections.abc import AsyncIterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, record  # noqa: E402
+from common import RESULTS, package_version, record  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -386,11 +386,12 @@ def main() -> int:
     run = {"environment": env, "duration_s": args.duration, "reps": args.reps, "results": results,
            "memory_after_load": memory, "reuse_check": reuse, "vs_peer": summary}
     payload = {"server": "mcp-server-time --local-timezone UTC", "tool": "get_current_time",
-               "peer": "mcp-proxy 0.13.0 (same venv, same run)", "our_security": "bearer token + Host/Origin checks",
+               "our_security": "bearer token + Host/Origin checks",
                "client": "mcp SDK ClientSession, one asyncio process",
                "target": f">= {TARGET_RATIO}x calls/s at 8 and 32 sessions (SSE), p99 <= peer",
                "runs": {**previous_runs(), env["label"]: run}}
-    path = record("mcp_bridge", payload)
+    path = record("mcp_bridge", payload, peer={"name": "mcp-proxy (same venv, same run)",
+                                               "version": package_version("mcp-proxy")})
     print_table(results, memory, summary, peers[0].name, peers[1].name)
     print(f"-> {path}")
     return 0 if all(r["meets_target"] for r in summary.get("sse", [])) else 1

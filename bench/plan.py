@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record, summary, time_command  # noqa: E402
+from common import package_version, record, summary, time_command  # noqa: E402
 
 TARGET_S = 0.300
 
@@ -48,7 +48,8 @@ def main() -> int:
     ours = rows[key]["median_s"]
     payload = {"target_s": TARGET_S, "meets_target": ours < TARGET_S, "results": rows,
                "ratio_to_cli_floor": round(ours / rows["lazyllm --help (CLI floor)"]["median_s"], 2)}
-    path = record("plan", payload)
+    path = record("plan", payload, peer={"name": "CLI floor: lazyllm --help (and python -c pass)",
+                                         "version": package_version("lazyllm-images")})
     for k, v in rows.items():
         print(f"{k:<60} median {v['median_s'] * 1000:7.1f} ms   p90 {v['p90_s'] * 1000:7.1f} ms")
     print(f"planning 'full': {ours * 1000:.0f} ms (target < {TARGET_S * 1000:.0f} ms): "

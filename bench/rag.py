@@ -1,21 +1,31 @@
-"""RAG indexing throughput and query latency at about 1,000 chunks, next to a straightforward reference pipeline
-measured in the same run against the same embedding server.
+"""RAG indexing throughput and query latency at about 1,000 chunks: our RAG service next to LlamaIndex's in-memory
+pipeline (llama-index-core: VectorStoreIndex over its SimpleVectorStore), what a user would pick instead, measured
+in the same run against the same embedding server.
 
-  ours:      sentence-aware chunks, batched embedding requests (identical chunk texts embedded once), sqlite index,
-             cosine over a normalised matrix + BM25 over an inverted index, fused by reciprocal rank
-             (lazyllm_images.runtime.rag in-process, and the service as a process queried over HTTP);
-  reference: fixed-size character chunks, one embedding request per chunk, brute-force cosine recomputing every
-             norm per query, rank_bm25's BM25Okapi scored per query, the two top-k lists concatenated.
+Both pipelines, alike:
+  embedding server  the project's (`lazyllm deploy all-MiniLM-L6-v2 --framework embedding`, OpenAI-style
+                    /v1/embeddings), deployed by this script unless --embed-url names one; both send batches of
+                    BATCH texts, one request at a time (LlamaIndex through a BaseEmbedding subclass that posts to
+                    that endpoint: its default batch is 10, set to ours);
+  chunking          sentence-aware, at most CHUNK_SIZE characters with up to CHUNK_OVERLAP characters of overlap:
+                    ours counts characters; LlamaIndex's SentenceSplitter is given a character tokenizer
+                    (tokenizer=list) and the file name is left out of both the chunk size and the embedded text
+                    (include_metadata=False, excluded_embed_metadata_keys), so both embed the chunk text alone;
+  corpus            the Python documentation topics shipped with the interpreter (pydoc_data), one .txt file per
+                    topic, read from disk by each pipeline inside its timed indexing;
+  queries           one per topic ("How does <topic> work in Python?"), top-k TOP_K, concurrency 1 from this one
+                    process, ROUNDS rounds over the queries after WARMUP warm-up queries (not counted); the
+                    pipelines are interleaved (each query asked of each in turn, rotating who goes first), so
+                    load from other processes falls on all alike.
 
-Query latencies are measured interleaved (ours, ours over HTTP, reference for each query in turn) so that load
-from other processes falls on all of them alike; "scoring only" leaves the query's embedding request out.
-Corpus: the Python documentation topics shipped with the interpreter (pydoc_data), one .txt file per topic.
-Queries: one per topic ("How does <topic> work in Python?"); the top-1 source hit rate (expected file: the
-topic's own) is reported for both pipelines as a side metric.
+Ours: sentence-aware chunks, identical chunk texts embedded once, sqlite index, cosine over a normalised matrix +
+BM25, fused by reciprocal rank, in-process (lazyllm_images.runtime.rag) and as the service process over HTTP.
+LlamaIndex: dense retrieval only (its default VectorStoreIndex retriever; a BM25 retriever is a separate package).
+"Scoring only" leaves the query's embedding request out (query vectors computed beforehand and handed to both).
+The top-1 source hit rate (expected file: the topic's own) is a side metric, not a quality benchmark.
 
-Run (needs rank_bm25 next to numpy and httpx, e.g. the scratch venv of the embedding server):
-    PYTHONPATH=. PY bench/rag.py --embed-url http://127.0.0.1:PORT --embed-model NAME
-Results: bench/results/rag.json.
+Run: .venv/bin/python bench/rag.py [--embed-url URL --embed-model NAME]   (or make bench; needs the `bench`
+extra: llama-index-core). Results: bench/results/rag.json.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import numpy as np
@@ -38,14 +48,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO))
-from common import record  # noqa: E402
+from common import package_version, record  # noqa: E402
 
-from lazyllm_images.runtime.rag.embeddings import EmbeddingClient  # noqa: E402
+from lazyllm_images.runtime.rag.embeddings import EmbeddingClient, normalise  # noqa: E402
 from lazyllm_images.runtime.rag.indexer import Indexer  # noqa: E402
 from lazyllm_images.runtime.rag.retrieve import Retriever  # noqa: E402
 from lazyllm_images.runtime.rag.store import Store  # noqa: E402
 
-CHUNK_SIZE, CHUNK_OVERLAP, TOP_K = 512, 64, 5
+CHUNK_SIZE, CHUNK_OVERLAP, TOP_K, BATCH = 512, 64, 5, 32
+WARMUP, ROUNDS = 5, 3
+MODEL = "all-MiniLM-L6-v2"
+SERVICE = "lazyllm-bench-rag-embed"
 Query = tuple[str, str]  # (question, expected file)
 
 
@@ -60,30 +73,37 @@ def write_corpus(folder: Path) -> list[Query]:
 
 def percentiles(samples: list[float]) -> dict:
     s = sorted(samples)
-    return {"p50_ms": round(1000 * statistics.median(s), 2), "p95_ms": round(1000 * s[int(0.95 * (len(s) - 1))], 2),
+
+    def pick(q: float) -> float:
+        return round(1000 * s[min(len(s) - 1, int(round(q * (len(s) - 1))))], 2)
+    return {"p50_ms": round(1000 * statistics.median(s), 2), "p95_ms": pick(0.95), "p99_ms": pick(0.99),
             "mean_ms": round(1000 * statistics.fmean(s), 2), "n": len(s)}
 
 
-def interleaved(fns: dict[str, Callable[[str], str]], queries: list[Query], warmup: int = 3) -> dict:
-    """For each query, every ``fn(query) -> top-1 path`` in turn (rotating who goes first): latency percentiles
-    and top-1 hit rate per name."""
+def interleaved(fns: dict[str, Callable[[str], str]], queries: list[Query], rounds: int = ROUNDS,
+                warmup: int = WARMUP) -> dict:
+    """WARMUP queries (not counted), then ROUNDS rounds over ``queries``; for each query every ``fn(query) -> top-1
+    path`` in turn, rotating who goes first: latency percentiles and top-1 hit rate (first round) per name."""
     names = list(fns)
     samples: dict[str, list[float]] = {n: [] for n in names}
     hits = dict.fromkeys(names, 0)
-    for i, (q, expected) in enumerate(queries[:warmup] + queries):
+    plan = queries[:warmup] + queries * rounds
+    for i, (q, expected) in enumerate(plan):
         for name in names[i % len(names):] + names[:i % len(names)]:
             start = time.perf_counter()
             top = fns[name](q)
+            elapsed = time.perf_counter() - start
             if i >= warmup:
-                samples[name].append(time.perf_counter() - start)
-                hits[name] += top == expected
+                samples[name].append(elapsed)
+                if i < warmup + len(queries):
+                    hits[name] += top == expected
     return {n: {**percentiles(samples[n]), "top1_hit_rate": round(hits[n] / len(queries), 3)} for n in names}
 
 
 class Ours:
     def __init__(self, docs: Path, index: Path, url: str, model: str) -> None:
-        self.embedder = EmbeddingClient(url, model)
-        self.indexer = Indexer(docs, Store(index), self.embedder, CHUNK_SIZE, CHUNK_OVERLAP)
+        self.embedder = EmbeddingClient(url, model, batch_size=BATCH)
+        self.indexer = Indexer(docs, Store(index), self.embedder, CHUNK_SIZE, CHUNK_OVERLAP, batch_size=BATCH)
         self.retriever = Retriever(self.embedder)
 
     def index(self) -> dict:
@@ -91,9 +111,10 @@ class Ours:
         summary = self.indexer.run_pass()
         seconds = time.perf_counter() - start
         chunks = len(self.indexer.snapshot)
-        return {"chunks": chunks, "chunks_embedded": summary.chunks_embedded, "index_s": round(seconds, 3),
-                "chunks_per_s": round(chunks / seconds, 1),
-                "embedding_requests": self.embedder.counters()["index"]["calls"]}
+        counts = self.embedder.counters()["index"]
+        return {"chunks": chunks, "texts_embedded": counts["texts"], "index_s": round(seconds, 3),
+                "chunks_per_s": round(chunks / seconds, 1), "embedding_requests": counts["calls"],
+                "chunks_embedded": summary.chunks_embedded}
 
     def top1(self, query: str, retriever: Retriever | None = None) -> str:
         return (retriever or self.retriever).search(self.indexer.snapshot, query, TOP_K)[0].path
@@ -101,9 +122,11 @@ class Ours:
     def reindex_one_changed_file(self) -> dict:
         first = sorted(self.indexer.root.iterdir())[0]
         first.write_text(first.read_text() + "\n\nA sentence added to one file.")
+        before = self.embedder.counters()["index"]["texts"]
         start = time.perf_counter()
         again = self.indexer.run_pass()
-        return {"seconds": round(time.perf_counter() - start, 3), "chunks_embedded": again.chunks_embedded}
+        return {"seconds": round(time.perf_counter() - start, 3), "chunks_embedded": again.chunks_embedded,
+                "texts_embedded": self.embedder.counters()["index"]["texts"] - before}
 
 
 class CachedQueries:
@@ -114,48 +137,102 @@ class CachedQueries:
         self.vectors = vectors
 
     def embed(self, texts: list[str], kind: str = "index") -> np.ndarray:
-        return np.array([self.vectors[texts[0]]], dtype=np.float32)
+        return normalise(np.array([self.vectors[texts[0]]], dtype=np.float32))
 
 
-class Reference:
-    """The straightforward pipeline: what a first version usually looks like."""
+def server_embedding(url: str, model: str) -> Any:
+    """A LlamaIndex embedding class for an OpenAI-compatible /v1/embeddings server (the "custom embeddings" of
+    LlamaIndex's documentation), counting its requests and texts."""
+    from llama_index.core.bridge.pydantic import PrivateAttr
+    from llama_index.core.embeddings import BaseEmbedding
 
-    def __init__(self, url: str, model: str) -> None:
-        self.url = url.rstrip("/") + "/v1/embeddings"
-        self.model = model
-        self.http = httpx.Client(timeout=120)
-        self.paths: list[str] = []
-        self.texts: list[str] = []
-        self.vectors: list[list[float]] = []
-        self.bm25 = None
+    class ServerEmbedding(BaseEmbedding):
+        _url: str = PrivateAttr()
+        _http: httpx.Client = PrivateAttr()
+        _counts: dict = PrivateAttr()
 
-    def embed_one(self, text: str) -> list[float]:
-        body = self.http.post(self.url, json={"model": self.model, "input": text}).json()
-        return body["data"][0]["embedding"]
+        def __init__(self, url: str, model: str, **kwargs: Any) -> None:
+            super().__init__(model_name=model, **kwargs)
+            self._url = url.rstrip("/").removesuffix("/v1") + "/v1/embeddings"
+            self._http = httpx.Client(timeout=120)
+            self._counts = {"index": {"calls": 0, "texts": 0}, "query": {"calls": 0, "texts": 0}}
 
-    def index(self, docs: Path) -> dict:
-        from rank_bm25 import BM25Okapi
+        def _post(self, texts: list[str], kind: str) -> list[list[float]]:
+            response = self._http.post(self._url, json={"model": self.model_name, "input": texts})
+            response.raise_for_status()
+            self._counts[kind]["calls"] += 1
+            self._counts[kind]["texts"] += len(texts)
+            return [d["embedding"] for d in sorted(response.json()["data"], key=lambda d: d.get("index", 0))]
+
+        def counters(self) -> dict:
+            return {k: dict(v) for k, v in self._counts.items()}
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return self._post([query], "query")[0]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return self._post([text], "index")[0]
+
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            return self._post(texts, "index")
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return self._get_query_embedding(query)
+
+    return ServerEmbedding(url, model, embed_batch_size=BATCH)
+
+
+class LlamaIndexPipeline:
+    """LlamaIndex's in-memory pipeline: Documents -> SentenceSplitter -> VectorStoreIndex (SimpleVectorStore),
+    retrieved with index.as_retriever(similarity_top_k=TOP_K)."""
+
+    def __init__(self, docs: Path, url: str, model: str) -> None:
+        self.docs = docs
+        self.embed_model = server_embedding(url, model)
+        self.index_ = None
+        self.retriever = None
+
+    def documents(self) -> list:
+        from llama_index.core import Document
+
+        return [Document(id_=p.name, text=p.read_text(), metadata={"path": p.name},
+                         excluded_embed_metadata_keys=["path"], excluded_llm_metadata_keys=["path"])
+                for p in sorted(self.docs.iterdir())]
+
+    def splitter(self) -> Any:
+        from llama_index.core.node_parser import SentenceSplitter
+
+        return SentenceSplitter(chunk_size=CHUNK_SIZE, chunk_overlap=CHUNK_OVERLAP, tokenizer=list,
+                                include_metadata=False)
+
+    def index(self) -> dict:
+        from llama_index.core import VectorStoreIndex
 
         start = time.perf_counter()
-        step = CHUNK_SIZE - CHUNK_OVERLAP
-        for path in sorted(docs.iterdir()):
-            text = path.read_text()
-            for i in range(0, max(len(text) - CHUNK_OVERLAP, 1), step):
-                self.paths.append(path.name)
-                self.texts.append(text[i:i + CHUNK_SIZE])
-                self.vectors.append(self.embed_one(self.texts[-1]))  # one request per chunk
-        self.bm25 = BM25Okapi([t.lower().split() for t in self.texts])
+        self.index_ = VectorStoreIndex.from_documents(self.documents(), transformations=[self.splitter()],
+                                                      embed_model=self.embed_model)
         seconds = time.perf_counter() - start
-        return {"chunks": len(self.texts), "index_s": round(seconds, 3),
-                "chunks_per_s": round(len(self.texts) / seconds, 1), "embedding_requests": len(self.texts)}
+        self.retriever = self.index_.as_retriever(similarity_top_k=TOP_K)
+        chunks = len(self.index_.index_struct.nodes_dict)
+        counts = self.embed_model.counters()["index"]
+        return {"chunks": chunks, "texts_embedded": counts["texts"], "index_s": round(seconds, 3),
+                "chunks_per_s": round(chunks / seconds, 1), "embedding_requests": counts["calls"]}
 
     def top1(self, query: str, qvec: list[float] | None = None) -> str:
-        q = np.array(qvec if qvec is not None else self.embed_one(query))
-        matrix = np.array(self.vectors)
-        cosine = matrix @ q / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(q))  # norms recomputed per query
-        dense = list(np.argsort(-cosine)[:TOP_K])
-        sparse = list(np.argsort(-self.bm25.get_scores(query.lower().split()))[:TOP_K])
-        return [self.paths[i] for i in dense + [j for j in sparse if j not in dense]][0]
+        from llama_index.core import QueryBundle
+
+        bundle = QueryBundle(query_str=query, embedding=qvec) if qvec is not None else query
+        return self.retriever.retrieve(bundle)[0].node.ref_doc_id  # the Document id: its file name
+
+    def reindex_one_changed_file(self) -> dict:
+        """LlamaIndex's incremental path: refresh_ref_docs re-embeds the documents whose hash changed."""
+        first = sorted(self.docs.iterdir())[0]
+        first.write_text(first.read_text() + "\n\nA sentence added to one file.")
+        before = self.embed_model.counters()["index"]["texts"]
+        start = time.perf_counter()
+        refreshed = self.index_.refresh_ref_docs(self.documents())
+        return {"seconds": round(time.perf_counter() - start, 3), "documents_refreshed": sum(refreshed),
+                "texts_embedded": self.embed_model.counters()["index"]["texts"] - before}
 
 
 @contextmanager
@@ -199,65 +276,114 @@ def _wait(http: httpx.Client, base: str, proc: subprocess.Popen) -> None:
     raise RuntimeError("the RAG service did not become healthy in 120 s")
 
 
+@contextmanager
+def embedding_server(url: str | None) -> Iterator[str]:
+    """URL given: that server. Else the project's embedding server, deployed for this run and stopped after."""
+    if url:
+        yield url
+        return
+    env = {**os.environ, "LAZYLLM_BASE": os.environ.get("LAZYLLM_BASE", "offline")}
+    lazyllm = [sys.executable, "-m", "lazyllm_images"]
+    subprocess.run([*lazyllm, "stop", SERVICE], capture_output=True, env=env)
+    out = subprocess.run([*lazyllm, "deploy", MODEL, "--framework", "embedding", "--name", SERVICE],
+                         capture_output=True, text=True, env=env)
+    try:
+        if out.returncode:
+            raise SystemExit(f"lazyllm deploy failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        endpoint = next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("endpoint:"))
+        with httpx.Client(timeout=10) as http:                 # deploy returns once healthy; make sure it answers
+            deadline = time.monotonic() + 300
+            while http.post(f"{endpoint}/embeddings", json={"model": MODEL, "input": ["hello"]}).status_code != 200:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{endpoint} never answered")
+                time.sleep(0.5)
+        yield endpoint
+    finally:
+        subprocess.run([*lazyllm, "stop", SERVICE], capture_output=True, env=env)
+
+
 def run(work: Path, url: str, model: str) -> dict:
     queries = write_corpus(work / "docs-ours")
-    write_corpus(work / "docs-ref")
-    ref, ours = Reference(url, model), Ours(work / "docs-ours", work / "index", url, model)
+    write_corpus(work / "docs-llamaindex")
+    ours = Ours(work / "docs-ours", work / "index", url, model)
+    peer = LlamaIndexPipeline(work / "docs-llamaindex", url, model)
+    ours.embedder.embed(["warm-up"], kind="warmup")                # one request each before timing (connections)
+    peer.embed_model.get_query_embedding("warm-up")
     load = {"before": round(os.getloadavg()[0], 2)}
-    indexing = {"reference": ref.index(work / "docs-ref"), "ours": ours.index()}
-    load["after_indexing"] = round(os.getloadavg()[0], 2)
+    indexing = {"ours": ours.index()}
+    load["after_ours_indexing"] = round(os.getloadavg()[0], 2)
+    indexing["llamaindex"] = peer.index()
+    load["after_llamaindex_indexing"] = round(os.getloadavg()[0], 2)
     with service(work / "docs-ours", work / "index", url, model) as (http_top1, ready_s):
-        latency = interleaved({"ours": ours.top1, "ours_http": http_top1, "reference": ref.top1}, queries)
-    qvecs = {q: ref.embed_one(q) for q, _ in queries}
+        latency = interleaved({"ours": ours.top1, "ours_http": http_top1, "llamaindex": peer.top1}, queries)
+    qvecs = {q: peer.embed_model.get_query_embedding(q) for q, _ in queries}
     cached = Retriever(CachedQueries({q: np.array(v, np.float32) for q, v in qvecs.items()}))
-    scoring = interleaved({"ours": lambda q: ours.top1(q, cached), "reference": lambda q: ref.top1(q, qvecs[q])},
+    scoring = interleaved({"ours": lambda q: ours.top1(q, cached), "llamaindex": lambda q: peer.top1(q, qvecs[q])},
                           queries)
     load["after_queries"] = round(os.getloadavg()[0], 2)
     return {"indexing": indexing, "query_latency": latency, "scoring_only_latency": scoring,
             "ours_http_ready_s_on_existing_index": round(ready_s, 2),
-            "ours_reindex_one_changed_file": ours.reindex_one_changed_file(),
-            "reference_reindex_one_changed_file": "full rebuild (no incremental path)",
-            "load_average_1min": load, "queries": len(queries)}
+            "reindex_one_changed_file": {"ours": ours.reindex_one_changed_file(),
+                                         "llamaindex": peer.reindex_one_changed_file()},
+            "load_average_1min": load, "queries": len(queries), "rounds": ROUNDS, "warmup_queries": WARMUP}
 
 
-def report(url: str, model: str, results: dict) -> Path:
+def report(url: str, model: str, deployed: bool, results: dict) -> Path:
     idx, lat, sc = results["indexing"], results["query_latency"], results["scoring_only_latency"]
+    ours, peer = lat["ours"], lat["llamaindex"]
+    pcts = ("p50", "p95", "p99")
     ratios = {
-        "indexing_chunks_per_s_ours_over_reference": round(idx["ours"]["chunks_per_s"] / idx["reference"]["chunks_per_s"], 2),
-        "query_p50_reference_over_ours": round(lat["reference"]["p50_ms"] / lat["ours"]["p50_ms"], 2),
-        "query_p95_reference_over_ours": round(lat["reference"]["p95_ms"] / lat["ours"]["p95_ms"], 2),
-        "scoring_p50_reference_over_ours": round(sc["reference"]["p50_ms"] / sc["ours"]["p50_ms"], 2),
+        "indexing_chunks_per_s_ours_over_llamaindex": round(idx["ours"]["chunks_per_s"]
+                                                            / idx["llamaindex"]["chunks_per_s"], 2),
+        "indexing_wall_llamaindex_over_ours": round(idx["llamaindex"]["index_s"] / idx["ours"]["index_s"], 2),
+        **{f"query_{p}_llamaindex_over_ours": round(peer[f"{p}_ms"] / ours[f"{p}_ms"], 2) for p in pcts},
+        **{f"query_http_{p}_llamaindex_over_ours_http": round(peer[f"{p}_ms"] / lat["ours_http"][f"{p}_ms"], 2)
+           for p in pcts},
+        **{f"scoring_{p}_llamaindex_over_ours": round(sc["llamaindex"][f"{p}_ms"] / sc["ours"][f"{p}_ms"], 2)
+           for p in pcts},
     }
-    path = record("rag", {"embedding_server": {"url": url, "model": model}, "corpus": "pydoc_data topics",
-                          "chunk_size": CHUNK_SIZE, "chunk_overlap": CHUNK_OVERLAP, "top_k": TOP_K, **results,
-                          "ratios": ratios})
-    for name in ("ours", "reference"):
-        print(f"{name:<10} indexing: {idx[name]['chunks']} chunks in {idx[name]['index_s']:.1f} s = "
-              f"{idx[name]['chunks_per_s']:.1f} chunks/s ({idx[name]['embedding_requests']} embedding requests)")
+    version = package_version("llama-index-core")
+    path = record("rag", {
+        "embedding_server": {"url": url, "model": model,
+                             "deployed_as": f"lazyllm deploy {MODEL} --framework embedding" if deployed
+                             else "given (--embed-url)"},
+        "corpus": "pydoc_data topics (one .txt per topic)",
+        "chunking": {"unit": "characters", "chunk_size": CHUNK_SIZE, "chunk_overlap": CHUNK_OVERLAP,
+                     "ours": "sentence-aware packing (lazyllm_images.runtime.rag.chunking)",
+                     "llamaindex": "SentenceSplitter(tokenizer=list, include_metadata=False)"},
+        "top_k": TOP_K, "embedding_batch": BATCH, "query_concurrency": 1,
+        "retrieval": {"ours": "dense cosine + BM25, reciprocal rank fusion",
+                      "llamaindex": "dense cosine (VectorStoreIndex.as_retriever)"},
+        **results, "ratios": ratios},
+        peer={"name": "llama-index-core (VectorStoreIndex, in-memory SimpleVectorStore)", "version": version})
+    for name in ("ours", "llamaindex"):
+        row = idx[name]
+        print(f"{name:<11} indexing: {row['chunks']} chunks in {row['index_s']:.1f} s = {row['chunks_per_s']:.1f} "
+              f"chunks/s ({row['embedding_requests']} embedding requests, {row['texts_embedded']} texts)")
     for name, row in lat.items():
-        print(f"{name:<10} query p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  top-1 {row['top1_hit_rate']}")
+        print(f"{name:<11} query p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  p99 {row['p99_ms']:7.2f} ms"
+              f"  top-1 {row['top1_hit_rate']}")
     for name, row in sc.items():
-        print(f"{name:<10} scoring only p50 {row['p50_ms']:7.3f} ms  p95 {row['p95_ms']:7.3f} ms")
-    print(f"ours: one changed file re-indexed: {results['ours_reindex_one_changed_file']}; load {results['load_average_1min']}")
+        print(f"{name:<11} scoring only p50 {row['p50_ms']:7.3f} ms  p95 {row['p95_ms']:7.3f} ms  "
+              f"p99 {row['p99_ms']:7.3f} ms")
+    print(f"one changed file re-indexed: {results['reindex_one_changed_file']}; load {results['load_average_1min']}")
     print(f"ratios: {ratios} -> {path}")
     return path
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--embed-url", default=os.environ.get("LAZYLLM_BENCH_EMBED_URL"))
-    p.add_argument("--embed-model", default=os.environ.get("LAZYLLM_BENCH_EMBED_MODEL", "all-minilm-l6-v2"))
+    p.add_argument("--embed-url", default=os.environ.get("LAZYLLM_BENCH_EMBED_URL"),
+                   help="an OpenAI-compatible embedding server (default: deploy the project's for this run)")
+    p.add_argument("--embed-model", default=os.environ.get("LAZYLLM_BENCH_EMBED_MODEL", MODEL))
     args = p.parse_args()
-    if not args.embed_url:
-        p.error("--embed-url (or LAZYLLM_BENCH_EMBED_URL) is required: an OpenAI-compatible embedding server")
     try:
-        import rank_bm25  # noqa: F401
+        import llama_index.core  # noqa: F401
     except ImportError:
-        p.error("the reference pipeline needs rank_bm25: pip install rank_bm25")
-    with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
-        results = run(Path(tmp), args.embed_url, args.embed_model)
-    report(args.embed_url, args.embed_model, results)
-    return 0
+        p.error("the peer pipeline needs llama-index-core: pip install -e '.[bench]'")
+    with embedding_server(args.embed_url) as url, tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
+        results = run(Path(tmp), url, args.embed_model)
+        return 0 if report(url, args.embed_model, not args.embed_url, results) else 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import record, time_command  # noqa: E402
+from common import docker_version, record, time_command  # noqa: E402
 
 TARGET_S = 0.150
 
@@ -28,7 +28,8 @@ def main() -> int:
     ours = rows["lazyllm --help"]["median_s"]
     payload = {"target_s": TARGET_S, "meets_target": ours < TARGET_S, "results": rows,
                "ratios": {k: round(ours / v["median_s"], 2) for k, v in rows.items() if k != "lazyllm --help"}}
-    path = record("startup", payload)
+    path = record("startup", payload, peer={"name": "docker CLI (docker --help)",
+                                            "version": docker_version()["client"]})
     for k, v in rows.items():
         print(f"{k:<40} median {v['median_s'] * 1000:7.1f} ms   p90 {v['p90_s'] * 1000:7.1f} ms")
     print(f"lazyllm --help: {ours * 1000:.1f} ms (target < {TARGET_S * 1000:.0f} ms): "
