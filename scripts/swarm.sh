@@ -9,6 +9,8 @@
 #                           docker-registry on the bridge that every node and this host reach as 127.0.0.1:PORT
 #   scripts/swarm.sh env    shell lines for the manager: eval "$(scripts/swarm.sh env)"
 #   scripts/swarm.sh down   stop and remove everything up made (processes, namespaces, bridge, rules, data)
+#   scripts/swarm.sh kill N worker N lost (dockerd, containers killed, link cut), for rescheduling tests; `up`
+#                           replaces it with a fresh node
 #
 # Images: push to $LAZYLLM_SWARM_REGISTRY (127.0.0.1:PORT) from the default engine (loopback registries need no TLS);
 # inside each node a forwarder makes the same 127.0.0.1:PORT reach the registry on the bridge.
@@ -28,7 +30,7 @@ CURRENT_ROOT=${LAZYLLM_CURRENT_DIR:-/opt/lazyllm/engine-current}/root
 MANAGER_DOCKERD=${LAZYLLM_SWARM_MANAGER_DOCKERD:-$CURRENT_ROOT/usr/sbin/dockerd}
 [ -x "$MANAGER_DOCKERD" ] || MANAGER_DOCKERD=$DOCKERD
 NODES=3
-WAIT=${LAZYLLM_ENGINE_WAIT:-60}
+WAIT=${LAZYLLM_SWARM_WAIT:-90}           # seconds; a revived node first restores its old containers
 GPUS=("" "NVIDIA-GPU=GPU-fake0" "NVIDIA-GPU=GPU-fake1")   # per node, 1-based below
 
 say() { printf 'swarm: %s\n' "$*" >&2; }
@@ -90,9 +92,10 @@ net_up() {
     [ -e "/run/netns/$(ns "$n")" ] || ip netns add "$(ns "$n")"
     if ! ip link show "$(ns "$n")h" >/dev/null 2>&1; then
       ip link add "$(ns "$n")h" type veth peer name eth0 netns "$(ns "$n")"
-      ip link set "$(ns "$n")h" master "$BR" up
+      ip link set "$(ns "$n")h" master "$BR"
       ip -n "$(ns "$n")" addr add "$NET.1$n/24" dev eth0
     fi
+    ip link set "$(ns "$n")h" up           # `kill N` cut it
     ip -n "$(ns "$n")" link set lo up
     ip -n "$(ns "$n")" link set eth0 up
     ip -n "$(ns "$n")" route replace default via "$NET.1"
@@ -135,6 +138,7 @@ node_up() {
     extra="--userland-proxy-path $(dirname "$bin")/docker-proxy"
   fi
   answers "$n" && return 0
+  [ -f "$dir/lost" ] && wipe_node "$n"
   mkdir -p "$dir" "$DATA/node$n"
   if [ -f "$dir/docker.pid" ] && ! alive "$dir/docker.pid"; then rm -f "$dir/docker.pid"; fi
   alive "$dir/docker.pid" && return 0
@@ -155,9 +159,9 @@ node_up() {
 
 wait_node() {
   local n=$1 i
-  for i in $(seq 1 "$WAIT"); do answers "$n" && return 0; sleep 0.5; done
+  for i in $(seq 1 $((WAIT * 2))); do answers "$n" && return 0; sleep 0.5; done
   tail -n 20 "$RUN/node$n/dockerd.log" >&2 || true
-  die "node $n did not answer within $((WAIT / 2)) s" "read $RUN/node$n/dockerd.log, then scripts/swarm.sh down; up"
+  die "node $n did not answer within $WAIT s" "read $RUN/node$n/dockerd.log, then scripts/swarm.sh down; up"
 }
 
 swarm_up() {
@@ -172,7 +176,7 @@ swarm_up() {
     state=$(node "$n" info --format '{{.Swarm.LocalNodeState}}')
     [ "$state" = active ] || node "$n" swarm join --token "$token" --advertise-addr "$NET.1$n" "$NET.11:2377" >/dev/null
   done
-  # a node restarted with a new data root leaves a Down ghost behind: drop those
+  # a node replaced after `kill` leaves a Down ghost behind: drop those (and the tasks Swarm still lists there)
   for id in $(node 1 node ls --filter role=worker --format '{{.ID}} {{.Status}}' | awk '$2 == "Down" {print $1}'); do
     node 1 node rm --force "$id" >/dev/null 2>&1 || true
   done
@@ -215,11 +219,51 @@ stop_pid() {
   rm -f "$f"
 }
 
+# A node lost for good, as when its machine dies: its dockerd, containerd and containers killed (no goodbye to the
+# manager), its link cut. `up` then starts a fresh node in its place (new data root, joined again) and removes the
+# lost one from the Swarm, which drops the tasks it still lists there.
+kill_node() {
+  local n=${1:-} pid
+  [[ "$n" =~ ^[1-9]$ ]] && [ "$n" -gt 1 ] && [ "$n" -le $NODES ] || die "which worker? 2..$NODES" "scripts/swarm.sh kill 3"
+  ip link set "$(ns "$n")h" down 2>/dev/null || true
+  [ -f "$RUN/node$n/docker.pid" ] && kill -9 "$(cat "$RUN/node$n/docker.pid")" 2>/dev/null || true
+  for pid in $(ip netns pids "$(ns "$n")" 2>/dev/null); do
+    case "$(cat "/proc/$pid/comm" 2>/dev/null)" in python3) ;; *) kill -9 "$pid" 2>/dev/null || true ;; esac
+  done                                   # (the registry forwarder, python3, stays)
+  kill_containers "$n"
+  rm -f "$RUN/node$n/docker.pid"
+  touch "$RUN/node$n/lost"
+  say "node $n lost (dockerd, containerd and containers killed, link down); 'scripts/swarm.sh up' replaces it"
+}
+
+# What a lost node left on disk: unmounted and removed, so that it starts as a new node.
+wipe_node() {
+  local n=$1 m
+  for m in $(awk -v a="$DATA/node$n" -v b="$RUN/node$n/exec" 'index($2, a) == 1 || index($2, b) == 1 {print $2}' \
+             /proc/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf "${DATA:?}/node$n" "$RUN/node$n/exec" "$RUN/node$n/lost"
+}
+
+# Processes of a node's containers (their own network namespaces, so not in the node's): by container id.
+kill_containers() {
+  local n=$1 id pid
+  for id in $(ls "$DATA/node$n/containers" 2>/dev/null); do
+    for pid in $(grep -l "$id" /proc/[0-9]*/cgroup 2>/dev/null | cut -d/ -f3); do kill -9 "$pid" 2>/dev/null || true; done
+  done
+}
+
 down() {
   local n m
   for n in $(seq 1 $NODES); do
+    if answers "$n"; then
+      # shellcheck disable=SC2046
+      node "$n" rm -f $(node "$n" ps -aq) >/dev/null 2>&1 || true
+    fi
     stop_pid "$RUN/node$n/docker.pid"     # its containerd (under the exec root) goes with it
     stop_pid "$RUN/forward$n.pid"
+    kill_containers "$n"
   done
   # processes still in our namespaces (containerd shims, containers) go too: by namespace, never by name
   for n in $(seq 1 $NODES); do
@@ -247,5 +291,6 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   env) env_ ;;
-  *) printf 'usage: %s up|down|env\n' "$0" >&2; exit 2 ;;
+  kill) kill_node "${2:-}" ;;
+  *) printf 'usage: %s up|down|env|kill N\n' "$0" >&2; exit 2 ;;
 esac

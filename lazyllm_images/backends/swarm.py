@@ -55,9 +55,15 @@ def down(path: str, doc: dict, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     namespace = f"label=com.docker.stack.namespace={name}"
     while True:
-        tasks = _lines(_docker("stack", "ps", name, "-q"))
+        # tasks on a node that is down stay listed until it returns or is removed: not waited for
+        lost = _down_nodes("{{.Hostname}}")
+        rows = _lines(_docker("stack", "ps", name, "--format", "{{.Node}}"))
+        tasks = [n for n in rows if n not in lost]
         networks = _lines(_docker("network", "ls", "-q", "--filter", namespace))
         if not tasks and not networks:
+            if rows:
+                sys.stderr.write(f"warning: {len(rows)} task(s) of {name} stay listed on unreachable node(s) "
+                                 f"{', '.join(sorted(set(rows)))} until they return or 'docker node rm' them\n")
             break
         for net in networks:
             _docker("network", "rm", net)          # refused while endpoints remain: tried again
@@ -149,17 +155,26 @@ def _tasks(name: str) -> list[dict]:
     result = _docker("inspect", "--type", "task", *ids)
     if result.returncode != 0:        # a task removed between the two calls: next round
         return []
+    # a node that stopped answering still lists its tasks as running until Swarm reschedules them: not those
+    down = _down_nodes("{{.ID}}")
     services = {}
     for line in _lines(_docker("stack", "services", name, "--format", "{{.ID}} {{.Name}}")):
         sid, _, sname = line.partition(" ")
         services[sid] = sname.removeprefix(f"{name}_")
     out = []
     for task in json.loads(result.stdout or "[]"):
-        if task.get("DesiredState") not in ("running", "complete"):
+        if task.get("DesiredState") not in ("running", "complete") or \
+                any(task.get("NodeID", "").startswith(n) for n in down):
             continue
         task["_service"] = next((n for sid, n in services.items() if task["ServiceID"].startswith(sid)), "")
         out.append(task)
     return out
+
+
+def _down_nodes(field: str) -> set[str]:
+    """The nodes not Ready (``field``: {{.ID}} or {{.Hostname}})."""
+    rows = _lines(_docker("node", "ls", "--format", field + " {{.Status}}"))
+    return {ln.rsplit(" ", 1)[0] for ln in rows if not ln.endswith(" Ready")}
 
 
 def _why(task: dict) -> str:
