@@ -99,6 +99,10 @@ def swarm() -> Iterator[Swarm]:
     try:
         yield s
     finally:
+        tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", host=DEFAULT_ENGINE).stdout.split()
+        ours = [t for t in tags if t.startswith(f"{s.registry}/")]       # the push tags (the images stay)
+        if ours:
+            docker("rmi", *ours, host=DEFAULT_ENGINE, check=False)
         if not os.environ.get("LAZYLLM_KEEP_SWARM"):
             down = script("down")
             assert down.returncode == 0, down.stderr
@@ -276,11 +280,16 @@ def test_gpu_tasks_land_on_nodes_advertising_them_and_one_more_waits(swarm, tmp_
 # ------------------------------------------------------------------ refusals
 
 def test_not_a_manager_is_one_error_and_hint(swarm, embed):
-    done = lazyllm("stack", "up", str(embed[0]), env={"DOCKER_HOST": swarm.env["LAZYLLM_SWARM_NODE2"]})
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert lines[-2].startswith("error:") and "not a Swarm manager" in lines[-2]
-    assert lines[-1].startswith("hint:") and "docker swarm init" in lines[-1]
+    engines = [swarm.env["LAZYLLM_SWARM_NODE2"]]                  # a worker
+    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}", host=DEFAULT_ENGINE).stdout.strip()
+    if state == "inactive":
+        engines.append(DEFAULT_ENGINE)                            # an engine in no Swarm
+    for host in engines:
+        done = lazyllm("stack", "up", str(embed[0]), env={"DOCKER_HOST": host})
+        assert done.returncode == 1
+        lines = done.stderr.strip().splitlines()
+        assert lines[-2].startswith("error:") and "not a Swarm manager" in lines[-2], host
+        assert lines[-1].startswith("hint:") and "docker swarm init" in lines[-1]
 
 
 def test_an_invalid_edit_is_refused_in_one_line(swarm, embed, tmp_path):
