@@ -74,10 +74,12 @@ if ! command -v dockerd >/dev/null 2>&1 || [ ! -x /usr/bin/docker ]; then
   apt-get install -y -qq docker.io >/dev/null
 fi
 
-# A live (not zombie) process of that name, not the current engine's (its command line names its own run folder).
+# A live (not zombie) process of that name, not the current engine's nor a test Swarm node's (their command lines
+# name their own run folders: $LAZYLLM_CURRENT_RUN, /run/lazyllm-swarm).
 alive() {
   ps -C "$1" -o stat=,args= 2>/dev/null |
-    awk -v cur="$LAZYLLM_CURRENT_RUN" '$1 !~ /^Z/ && index($0, cur) == 0 {n++} END {exit n == 0}'
+    awk -v cur="$LAZYLLM_CURRENT_RUN" '$1 !~ /^Z/ && index($0, cur) == 0 && index($0, "/run/lazyllm-swarm") == 0 {n++}
+      END {exit n == 0}'
 }
 
 # An engine that died uncleanly leaves pid files behind; remove them only when no such process runs.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: the suite on each engine named in $ENGINES (default: "current default"), one after the other.
-# The first engine runs the whole suite (unit, host, engine, e2e); the others the paths that touch an engine
-# (engine, e2e): unit and host tests do not depend on it. Each engine is started (scripts/engine.sh), gets the
+# The first engine runs the whole suite (unit, host, engine, e2e, and the Swarm tests once); the others the paths
+# that touch an engine (engine, e2e): unit and host tests do not depend on it. Each engine is started (scripts/engine.sh), gets the
 # offline base (each engine has its own image store), then pytest runs with DOCKER_HOST/DOCKER_CONFIG
 # pointing at it (scripts/engine-env.sh). Every engine runs even when an earlier one failed; the exit status
 # is non-zero when any failed. Arguments go to pytest (make test PYTEST_ARGS=...); a -m among them wins.
@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 ENGINES=${ENGINES:-current default}
 BIN=${VENV:-.venv}/bin
 ALL="unit or host or engine or e2e"
-ENGINE_PATHS="engine or e2e"
+# The multi-node Swarm tests (e2e and swarm: three extra engines of their own) run once, with the first engine.
+ENGINE_PATHS="(engine or e2e) and not swarm"
 
 for e in $ENGINES; do
   case $e in current|default) ;; *) echo "error: unknown engine '$e' in ENGINES (current, default)" >&2; exit 2;; esac
