@@ -196,6 +196,48 @@ def test_ps_lists_the_task_and_its_node(swarm, embed):
     assert "lzsw-embed-model" in done.stdout and "lzsw-node" in done.stdout
 
 
+# ------------------------------------------------------------------ the RAG service (three units) as a stack
+
+DOCS = REPO / "examples" / "docs"
+
+
+def test_rag_service_as_a_stack_answers_with_its_token_and_comes_down(swarm):
+    """``run rag --target swarm``: embedding server, RAG service and chat page as one stack; no start order on
+    Swarm (the RAG service waits for the embedding server by retrying); the auth token reaches the RAG service as a
+    Swarm secret; the documents folder is a bind (on this machine every node sees the same file system)."""
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"lzsw-rag-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    path = folder / "rag.stack.yaml"
+    done = lazyllm("run", "rag", "--documents", str(DOCS), "--name", "lzsw-rag", "--auth-token", "tok-swarm-1",
+                   "--target", "swarm", "-o", str(path), "--registry", f"{swarm.registry}/lazyllm")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "tok-swarm-1" not in path.read_text()
+    doc = yaml.safe_load(path.read_text())
+    assert set(doc["services"]) == {"lzsw-rag-embed", "lzsw-rag-rag", "lzsw-rag-chat"}
+    for image in {svc["image"] for svc in doc["services"].values()}:
+        push(swarm, image)
+    try:
+        up = stack_up(swarm, path, timeout=300)
+        assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
+        rag = next(ln.split("rag:", 1)[1].strip() for ln in up.stdout.splitlines() if ln.strip().startswith("rag:"))
+        ask = {"model": "lazyllm-rag", "messages": [{"role": "user", "content": "how are layers tagged?"}]}
+        assert httpx.post(f"{rag}/chat/completions", json=ask, timeout=60, trust_env=False).status_code == 401
+        answer = httpx.post(f"{rag}/chat/completions", json=ask, timeout=60, trust_env=False,
+                            headers={"Authorization": "Bearer tok-swarm-1"})
+        assert answer.status_code == 200, answer.text
+        assert "layers.md" in answer.json()["choices"][0]["message"]["content"]
+        chat = next(ln.split("chat:", 1)[1].strip() for ln in up.stdout.splitlines() if ln.strip().startswith("chat:"))
+        assert httpx.get(chat, timeout=30, trust_env=False).status_code == 401      # the page's token too
+        page = httpx.get(chat, timeout=30, trust_env=False, headers={"Authorization": "Bearer tok-swarm-1"})
+        assert page.status_code == 200 and "<html" in page.text.lower()
+    finally:
+        down = lazyllm("stack", "down", str(path), env={"DOCKER_HOST": swarm.manager})
+    assert down.returncode == 0, down.stderr
+    for kind in ("service", "secret", "network"):
+        assert docker(kind, "ls", "-q", "--filter", "label=com.docker.stack.namespace=lzsw-rag",
+                      host=swarm.manager).stdout == "", kind
+
+
 # ------------------------------------------------------------------ secrets and placement on one node
 
 def test_secrets_reach_the_process_never_the_service_spec(swarm, embed, tmp_path):
