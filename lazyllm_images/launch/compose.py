@@ -199,8 +199,12 @@ def render(service, stack_file: str, gids: Gids | None = None, files_dir: str | 
         purposes = {m.source: m.purpose or "data" for s in specs for m in s.mounts if m.kind == "volume"}
         for name, volume in doc.get("volumes", {}).items():
             volume["labels"] = labels("volume", purpose=purposes[name])
+    folders: tuple[tuple[str, int], ...] = ()
     if files_dir:
         _relative_files(doc, files_dir, f"./{stem}{FILES_SUFFIX}")
+        prefix = files_dir.rstrip("/") + "/"
+        folders = tuple(sorted({(f"{stem}{FILES_SUFFIX}/{m.source[len(prefix):]}", 0o777) for s in specs
+                                for m in s.mounts if m.purpose == "socket" and m.source.startswith(prefix)}))
     for name, key in unit_secrets.items():
         doc["services"][name]["secrets"] = [key]
     if unit_secrets:
@@ -208,9 +212,22 @@ def render(service, stack_file: str, gids: Gids | None = None, files_dir: str | 
     if any(s.network == f"{service.name}-net" for s in specs):
         doc["networks"] = {"default": {"name": f"{service.name}-net",
                                        **({"labels": labels("network", service=service.name)} if labels else {})}}
+    _join_external(doc, specs)
     doc["x-lazyllm"] = stack_extension("compose", service)
     from .yamltext import dump
-    return Rendered(((os.path.basename(stack_file), dump(doc), 0o644), *out_files))
+    return Rendered(((os.path.basename(stack_file), dump(doc), 0o644), *out_files), folders=folders)
+
+
+def _join_external(doc: dict, specs: list[LaunchSpec]) -> None:
+    """A unit that joins another service's network (a graph reusing a running model server) names it as an
+    external network beside the file's own."""
+    external = sorted({n for s in specs for n in s.extra_networks})
+    for spec in specs:
+        if spec.extra_networks:
+            doc["services"][spec.name]["networks"] = ["default", *spec.extra_networks]
+    if external:
+        doc.setdefault("networks", {"default": {}})
+        doc["networks"].update({n: {"name": n, "external": True} for n in external})
 
 
 def _in_start_order(specs: list[LaunchSpec]) -> list[LaunchSpec]:

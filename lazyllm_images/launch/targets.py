@@ -17,6 +17,7 @@ FILE_TARGETS = TARGETS[1:]
 class Rendered:
     files: tuple[tuple[str, str, int], ...]   # (path relative to the output's folder, text, mode)
     notes: tuple[str, ...] = ()               # what the target cannot say, printed, never silently dropped
+    folders: tuple[tuple[str, int], ...] = ()  # empty folders to make (relative, mode): units' shared socket folders
 
 
 def check_portable(service, target: str) -> None:

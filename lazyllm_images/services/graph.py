@@ -85,10 +85,10 @@ def run(request: RunRequest) -> None:
     graph = load(str(graph_file))
     argv = inputs_argv(request)
     needs = graph.services()
-    if request.launch.renders:
-        raise UsageError(f"--target {request.launch.target} is not available for graphs yet: the runner and its "
-                         "sandbox share a socket folder on one host", "run the graph here with 'lazyllm run G.json'")
-    if needs or request.graph_serve or graph.root.server is not None or graph.root.web is not None:
+    if argv and request.launch.renders:
+        raise UsageError(f"--target {request.launch.target} writes the graph as a service: inputs are sent to it "
+                         "once it runs", "drop the inputs; call the service's /v1 once 'lazyllm stack up' printed it")
+    if needs or request.launch.renders or request.graph_serve or graph.root.server is not None or graph.root.web is not None:
         from . import graph_service
         graph_service.run(request, graph, graph_file, argv)
         return

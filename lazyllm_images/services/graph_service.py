@@ -288,7 +288,7 @@ def serves(request: RunRequest, graph, argv: tuple[str, ...]) -> bool:
 
 def run(request: RunRequest, graph, graph_file: Path, argv: tuple[str, ...]) -> None:
     service = describe(request, graph, graph_file)
-    if serves(request, graph, argv) or request.launch.dry_run:
+    if serves(request, graph, argv) or request.launch.dry_run or request.launch.renders:
         start(service, request.launch, request.build, partial(print_summary, service))
         return
     from ..backends import docker as backend

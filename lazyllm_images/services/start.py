@@ -142,6 +142,11 @@ def write_rendered(rendered, service: Service, launch: LaunchOptions) -> list[st
                 stream.write(text)
             os.chmod(path, mode)          # an existing file keeps its old mode through O_CREAT
             written.append(path)
+        for rel, mode in rendered.folders:
+            path = os.path.join(root, rel)
+            os.makedirs(path, exist_ok=True)
+            os.chmod(path, mode)
+            written.append(path + "/")
     except OSError as exc:
         raise UsageError(f"cannot write {exc.filename or out}: {exc.strerror}",
                          "choose a writable path with -o (or --compose FILE)") from exc

@@ -146,3 +146,30 @@ def test_vllm_cpu_with_its_chat_page_as_a_compose_stack(tmp_path, tiny_llama):
         down = lazyllm("stack", "down", str(out))
     assert down.returncode == 0, down.stderr[-2000:]
     assert leftovers("lazyllm-test-cllm") == []
+
+
+def test_a_graph_with_code_and_an_embedding_as_a_compose_stack(tmp_path):
+    """``run G.json --target compose``: the graph runner, its Code sandbox (no network, a socket folder beside the
+    file shared by the two) and the embedding server, served; the graph answers through the stack."""
+    graph = {"nodes": [
+        {"id": "e", "kind": "LocalEmbedding", "name": "vec", "args": {"base_model": "all-MiniLM-L6-v2"}},
+        {"id": "n", "kind": "Code", "name": "dims",
+         "args": {"code": "def dims(v):\n    return [len(v), round(sum(x * x for x in v), 3)]\n"}}],
+        "edges": [{"iid": "__start__", "oid": "e"}, {"iid": "e", "oid": "n"}, {"iid": "n", "oid": "__end__"}]}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph))
+    out = tmp_path / "g.yaml"
+    rendered = lazyllm("run", str(path), "--name", "lazyllm-test-cgraph", "--target", "compose", "-o", str(out))
+    assert rendered.returncode == 0, rendered.stderr[-4000:]
+    doc = yaml.safe_load(out.read_text())
+    assert doc["services"]["lazyllm-test-cgraph-sandbox"]["network_mode"] == "none"
+    assert stat.S_IMODE((tmp_path / "g.files" / "sandbox").stat().st_mode) == 0o777
+    try:
+        urls = up(out)
+        done = httpx.post(urls["graph"] + "/run", json={"args": ["lazyllm builds layered images"]}, timeout=120)
+        assert done.status_code == 200 and done.json() == {"ok": True, "result": [384, 1.0]}, done.text
+    finally:
+        lazyllm("stack", "down", str(out))
+    assert leftovers("lazyllm-test-cgraph") == []
+    inputs = lazyllm("run", str(path), "--input", "some input", "--target", "compose", "-o", str(out))
+    assert inputs.returncode == 2 and "writes the graph as a service" in inputs.stderr
