@@ -55,6 +55,7 @@ class LaunchOptions:
     output: str | None = None        # -o: the stack file (compose, swarm) or the manifests' folder (k8s)
     namespace: str | None = None     # k8s
     runtime_class: str | None = None  # k8s: runtimeClassName of GPU pods
+    node_labels: tuple[tuple[str, str], ...] = ()   # swarm constraints / k8s nodeSelector: where the units may run
 
     def __post_init__(self):
         if self.compose and self.target == "docker":

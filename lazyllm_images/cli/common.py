@@ -137,6 +137,9 @@ def target_option_list() -> list:
         click.option("--compose", metavar="FILE", help="Short for --target compose -o FILE."),
         click.option("--namespace", metavar="NS", help="k8s: the namespace of the manifests."),
         click.option("--runtime-class", metavar="NAME", help="k8s: runtimeClassName of GPU pods (e.g. nvidia)."),
+        click.option("--node-label", "node_labels", metavar="KEY=VALUE", multiple=True,
+                     help="swarm, k8s: run only on nodes with this label (a placement constraint or nodeSelector; "
+                     "repeatable)."),
     ]
 
 
@@ -147,6 +150,10 @@ def target_options(kw: dict, foreground: bool = False) -> dict:
     """The target options of ``kw`` checked together: one error per contradiction."""
     target, output, compose = kw.pop("target").lower(), kw.pop("output"), kw.pop("compose")
     namespace, runtime_class = kw.pop("namespace"), kw.pop("runtime_class")
+    node_labels = tuple(check_node_label(t) for t in kw.pop("node_labels"))
+    if node_labels and target not in ("swarm", "k8s"):
+        raise UsageError("--node-label places units on cluster nodes: it is for --target swarm or k8s",
+                         "add --target swarm or --target k8s, or drop --node-label")
     if compose:
         if target not in ("docker", "compose") or output:
             raise UsageError("--compose FILE is short for --target compose -o FILE",
@@ -162,7 +169,21 @@ def target_options(kw: dict, foreground: bool = False) -> dict:
     if foreground and target != "docker":
         raise UsageError(f"--foreground runs the service here; --target {target} writes files",
                          "drop one of them ('lazyllm stack up FILE' starts a compose or swarm file)")
-    return {"target": target, "output": output, "namespace": namespace, "runtime_class": runtime_class}
+    return {"target": target, "output": output, "namespace": namespace, "runtime_class": runtime_class,
+            "node_labels": node_labels}
+
+
+NODE_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+NODE_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+
+def check_node_label(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` a Swarm node label and a Kubernetes node label can both be (the stricter Kubernetes rules)."""
+    key, sep, value = text.partition("=")
+    if not sep or not NODE_LABEL_KEY.match(key) or not NODE_LABEL_VALUE.match(value):
+        raise UsageError(f"--node-label {text!r} is not KEY=VALUE with a valid label key and value",
+                         "e.g. --node-label gpu=a100 (letters, digits, '-', '_', '.'; a key may have a DNS prefix/)")
+    return key, value
 
 
 def check_token(token: str | None) -> str | None:

@@ -43,11 +43,13 @@ _UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
 _KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def render(service: Service, registry: str | None, stack_file: str, node_hostname: str | None = None) -> Rendered:
+def render(service: Service, registry: str | None, stack_file: str, node_hostname: str | None = None,
+           node_labels: tuple[tuple[str, str], ...] = ()) -> Rendered:
     """The stack file (and its secret and config files, relative to the stack file's folder) for ``service``.
 
     ``registry``: where every node pulls the images from (``remote_ref``); None: the images exist only on this
-    node, whose hostname ``node_hostname`` then pins every service."""
+    node, whose hostname ``node_hostname`` then pins every service. ``node_labels``: (key, value) placement
+    constraints on ``node.labels`` for every unit (``--node-label``)."""
     if registry is None and not node_hostname:
         raise UsageError("a Swarm service needs its images on every node it may run on",
                          "push them with --registry HOST:PORT/NS (lazyllm install ... --push), or run on this "
@@ -88,9 +90,11 @@ def render(service: Service, registry: str | None, stack_file: str, node_hostnam
         if svc_configs:
             svc["configs"] = svc_configs
         deploy = svc["deploy"]
+        constraints = [f"node.labels.{k} == {v}" for k, v in node_labels]
         if registry is None:
-            deploy.setdefault("placement", {}).setdefault("constraints", []).append(
-                f"node.hostname == {node_hostname}")
+            constraints.append(f"node.hostname == {node_hostname}")
+        if constraints:
+            deploy.setdefault("placement", {}).setdefault("constraints", []).extend(constraints)
         doc["services"][unit.name] = svc
         for key, path in unit.urls:
             if spec.ports:

@@ -106,9 +106,11 @@ def render(service: Service, launch: LaunchOptions, build: BuildOptions):
                               labels=engine.runtime_labels)
     if launch.target == "swarm":
         from ..launch import swarm
-        return swarm.render(service, build.registry, output_path(service, launch), node_hostname=node_hostname())
+        return swarm.render(service, build.registry, output_path(service, launch), node_hostname=node_hostname(),
+                            node_labels=launch.node_labels)
     from ..launch import k8s
-    return k8s.render(service, build.registry, namespace=launch.namespace, runtime_class=launch.runtime_class)
+    return k8s.render(service, build.registry, namespace=launch.namespace, runtime_class=launch.runtime_class,
+                      read_file=k8s.small_file)
 
 
 def node_hostname() -> str | None:

@@ -256,3 +256,18 @@ def test_engine_socket_and_shared_sockets_are_refused():
                         mounts=(MountSpec("bind", "/run/sandbox", "/state/svc/sandbox", purpose="socket"),))
     with pytest.raises(UsageError):
         rendered(Service("svc", (Unit(runner),)))
+
+
+def test_node_labels_become_placement_constraints_of_every_unit(tmp_path):
+    from lazyllm_images.launch import swarm
+    from lazyllm_images.launch.spec import LaunchSpec
+    from lazyllm_images.launch.unit import Service, Unit
+    import yaml
+    units = (Unit(LaunchSpec("s-a", "lazyllm/runtime:x", command=("a",))),
+             Unit(LaunchSpec("s-b", "lazyllm/runtime:x", command=("b",))))
+    out = swarm.render(Service("s", units), "r.example/ns", str(tmp_path / "s.yaml"),
+                       node_labels=(("gpu", "a100"), ("zone", "z1")))
+    doc = yaml.safe_load(out.files[0][1])
+    for name in ("s-a", "s-b"):
+        assert doc["services"][name]["deploy"]["placement"]["constraints"] == [
+            "node.labels.gpu == a100", "node.labels.zone == z1"]

@@ -121,3 +121,14 @@ def test_doctor_says_what_each_swarm_state_needs():
     assert "inactive" in said and "docker swarm init" in said and data["manager"] is False
     said, _ = swarm_state({"Swarm": {"LocalNodeState": "active", "ControlAvailable": False}})
     assert "worker" in said and "from a manager" in said
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--node-label", "gpu=a100"], "is for --target swarm or k8s"),
+    (["--target", "swarm", "--node-label", "gpu"], "is not KEY=VALUE"),
+    (["--target", "k8s", "--node-label", "bad key=x"], "is not KEY=VALUE"),
+])
+def test_node_labels_are_checked(capsys, argv, words):
+    code = main(["deploy", "all-MiniLM-L6-v2", "--framework", "embedding", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and err.strip().splitlines()[-1].startswith("hint: ")
