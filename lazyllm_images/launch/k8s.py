@@ -2,7 +2,8 @@
 
 Per unit a Deployment (a ``batch/v1`` Job for a job unit) and, when it has ports, a ClusterIP Service with named
 ports whose name is the host name the other units already use. Storage never points at the machine that rendered
-the files (claims, ConfigMaps and emptyDirs: ``k8s_pod``, with the pods' security contexts and probes). A unit's
+the files (claims, ConfigMaps and emptyDirs: ``k8s_pod``, with the pods' security contexts and probes); a bind of
+a single file that ``read_file`` (the caller's I/O, e.g. ``small_file``) reads goes into a ConfigMap. A unit's
 secrets become a Secret in secrets.yaml (mode 0600) mounted at /run/secrets, read by ``runtime.secret_exec
 --file``. GPUs are ``limits`` (requests equal) from a count, and GPU pods roll out with ``Recreate``; pods run
 under the "restricted" Pod Security profile unless the spec runs as root. What has no Kubernetes form is refused
@@ -15,17 +16,20 @@ Every object set goes through ``k8s_check`` before it is returned; a finding the
 
 from __future__ import annotations
 
+import os
 import re
+import stat
+from typing import Callable
 
 from ..errors import UsageError
 from . import gpu as gpu_mod
 from . import k8s_check
 from . import secrets as secrets_mod
 from .k8s_names import k8s_name, service_name
-from .k8s_pod import Claims, PodVolumes, _quantity, probes, security
+from .k8s_pod import Claims, FileMaps, PodVolumes, _quantity, probes, security
 # the pod side's constants and helpers, importable from here as before the split
-from .k8s_pod import (CLAIM_SIZE, CLAIM_SIZES, DRIVER_PURPOSE, PROBE_TIMEOUT_S, SECRET_MODE,  # noqa: F401
-                      UNPRIVILEGED, _tmpfs_size)
+from .k8s_pod import (CLAIM_SIZE, CLAIM_SIZES, CONFIG_MAP_MAX, DRIVER_PURPOSE, PROBE_TIMEOUT_S,  # noqa: F401
+                      SECRET_MODE, UNPRIVILEGED, _tmpfs_size)
 from .spec import ENGINE_PURPOSE, LaunchSpec, MountSpec
 from .targets import Rendered
 from .unit import Service, Unit
@@ -106,8 +110,28 @@ def _unit_notes(spec: LaunchSpec, dropped: list[MountSpec]) -> list[str]:
     return notes
 
 
+def small_file(path: str) -> bytes | None:
+    """The bytes of the regular file ``path`` (symbolic links followed, as a bind mount does) when it fits a
+    ConfigMap (at most 1 MiB); None for a folder, a missing or unreadable path, a bigger file: ``render``'s
+    ``read_file`` for a caller rendering this host's service."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)       # a FIFO does not block the render
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_size > CONFIG_MAP_MAX:
+                return None
+            data = stream.read(CONFIG_MAP_MAX + 1)
+    except OSError:
+        return None
+    return data if len(data) <= CONFIG_MAP_MAX else None
+
+
 class _Renderer:
-    def __init__(self, service: Service, registry: str | None, namespace: str | None, runtime_class: str | None):
+    def __init__(self, service: Service, registry: str | None, namespace: str | None, runtime_class: str | None,
+                 read_file: Callable[[str], bytes | None] | None = None):
         self.service = service
         self.registry = registry
         self.namespace = namespace
@@ -122,6 +146,7 @@ class _Renderer:
             taken[kname] = unit
         self.renames = {old: new for old, new in self.names.items() if old != new}
         self.claims = Claims()
+        self.file_maps = FileMaps(self.part_of, read_file, {k8s_name(f"{k}-files") for k in self.names.values()})
         self.workloads: list[dict] = []
         self.services: list[dict] = []
         self.config_maps: list[dict] = []
@@ -175,7 +200,7 @@ class _Renderer:
         spec, payload, key = _reading_secrets(unit)
         labels, selector = self.labels(unit)
         kname = self.names[unit.name]
-        vols = PodVolumes(unit, kname, self.part_of, self.claims)
+        vols = PodVolumes(unit, kname, self.part_of, self.claims, self.file_maps)
         vols.add(spec)
         self.notes += vols.notes
         if payload:
@@ -262,12 +287,15 @@ class _Renderer:
     # ------------------------------------------------------------------ the set
 
     def build(self) -> list[dict]:
-        """Every object: claims, ConfigMaps, workloads, Services, then the Secrets; checked."""
+        """Every object: claims, ConfigMaps (files of this host, then generated files), workloads, Services, then
+        the Secrets; checked."""
         for unit in self.service.units:
             self.unit(unit)
         claims, notes = self.claims.objects(lambda name: self.meta(name, self.common("storage")))
         self.notes += notes
-        self.manifests = claims + self.config_maps + self.workloads + self.services
+        file_maps, notes = self.file_maps.objects(lambda name: self.meta(name, self.common("config")))
+        self.notes += notes
+        self.manifests = claims + file_maps + self.config_maps + self.workloads + self.services
         problems = k8s_check.check(self.manifests + self.secrets)
         if problems:
             raise ValueError("the Kubernetes manifests fail their own checks (a bug of lazyllm):\n  "
@@ -306,9 +334,9 @@ class _Renderer:
 
 
 def objects(service: Service, registry: str | None, namespace: str | None = None,
-            runtime_class: str | None = None) -> list[dict]:
+            runtime_class: str | None = None, read_file: Callable[[str], bytes | None] | None = None) -> list[dict]:
     """Every object ``render`` writes, as dicts (the Secrets last)."""
-    return _Renderer(service, registry, namespace, runtime_class).build()
+    return _Renderer(service, registry, namespace, runtime_class, read_file).build()
 
 
 def preflight(service: Service, registry: str | None) -> None:
@@ -322,9 +350,11 @@ def preflight(service: Service, registry: str | None) -> None:
 
 
 def render(service: Service, registry: str | None, namespace: str | None = None,
-           runtime_class: str | None = None) -> Rendered:
-    """manifests.yaml, secrets.yaml (when a unit has secrets) and kustomization.yaml for ``service``."""
-    return _Renderer(service, registry, namespace, runtime_class).render()
+           runtime_class: str | None = None, read_file: Callable[[str], bytes | None] | None = None) -> Rendered:
+    """manifests.yaml, secrets.yaml (when a unit has secrets) and kustomization.yaml for ``service``.
+    ``read_file(source)``: the bytes of a bind mount's source when it is a file small enough for a ConfigMap, else
+    None (``small_file`` reads this host's); without it every bind folder or file is a claim the user fills."""
+    return _Renderer(service, registry, namespace, runtime_class, read_file).render()
 
 
 def spec_service(spec: LaunchSpec, **unit) -> Service:

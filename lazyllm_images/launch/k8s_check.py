@@ -4,8 +4,9 @@
 are the API server's own validation, or a set that cannot work (a Service selecting no pod, a mount of a claim
 nothing creates): names (DNS-1123 labels and subdomains, DNS-1035 for Services), port names (IANA_SVC_NAME),
 quantities, extended resource names and whole GPU counts, label keys and values, selectors within the template's
-labels, named targetPorts and probe ports that exist, declared and unique volumes and mount paths, and every
-PersistentVolumeClaim, Secret and ConfigMap (and ConfigMap key) a pod refers to present in the set.
+labels, named targetPorts and probe ports that exist, declared and unique volumes and mount paths, ConfigMap and
+Secret keys, and every PersistentVolumeClaim, Secret and ConfigMap (and ConfigMap key) a pod refers to present in
+the set: its volumes (projected ones too), subPath mounts of a ConfigMap, env and envFrom (unless optional).
 
 ``check(objects)`` returns the problems as lines ("Deployment/x: ..."); an empty list means none found.
 """
@@ -23,6 +24,7 @@ QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+CONFIG_MAP_MAX = 1024 * 1024       # bytes of data and binaryData (decoded) a ConfigMap holds
 STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "huawei.com/Ascend910", "huawei.com/Ascend310")
 POD_KINDS = {"Deployment": ("spec", "template"), "Job": ("spec", "template"), "StatefulSet": ("spec", "template"),
@@ -77,6 +79,17 @@ def resource_name(key: object) -> bool:
         return True
     return (isinstance(key, str) and "/" in key and qualified_name(key) and "=" not in key
             and not key.startswith("kubernetes.io/"))
+
+
+def config_key(key: object) -> bool:
+    """A ConfigMap or Secret key: at most 253 of [-._a-zA-Z0-9], not '.' or '..' nor starting with '..'."""
+    return (isinstance(key, str) and len(key) <= 253 and bool(CONFIG_KEY.match(key)) and key != "."
+            and not key.startswith(".."))
+
+
+def _keys(obj: dict) -> set:
+    """A ConfigMap's or Secret's keys."""
+    return {k for field in ("data", "binaryData", "stringData") for k in (obj.get(field) or {})}
 
 
 def _ref(obj: dict) -> str:
@@ -167,18 +180,19 @@ def _pod(obj: dict, pod: dict, have: dict[str, dict[str, dict]]) -> Iterator[str
         size = (v.get("emptyDir") or {}).get("sizeLimit")
         if size is not None and not quantity(size):
             yield f"{where}: volume {v.get('name')} sizeLimit {size!r} is not a quantity"
-        for field, (kind, key) in NAMESPACED_REFS.items():
-            source = v.get(field)
-            if source is None:
-                continue
-            ref = source.get(key)
+        sources = [(kind, v[field].get(key), v[field]) for field, (kind, key) in NAMESPACED_REFS.items()
+                   if isinstance(v.get(field), dict)]
+        sources += [(NAMESPACED_REFS[field][0], p[field].get("name"), p[field])      # projected: by "name"
+                    for p in (v.get("projected") or {}).get("sources") or [] for field in ("secret", "configMap")
+                    if isinstance(p.get(field), dict)]
+        for kind, ref, source in sources:
             if ref not in have.get(kind, {}):
-                yield f"{where}: volume {v.get('name')} refers to {kind} {ref!r}, which the set does not create"
-            elif kind == "ConfigMap":
-                data = {**(have[kind][ref].get("data") or {}), **(have[kind][ref].get("binaryData") or {})}
-                for item in source.get("items") or []:
-                    if item.get("key") not in data:
-                        yield f"{where}: volume {v.get('name')} wants key {item.get('key')!r} of ConfigMap {ref}"
+                if not source.get("optional"):
+                    yield f"{where}: volume {v.get('name')} refers to {kind} {ref!r}, which the set does not create"
+                continue
+            for item in source.get("items") or []:
+                if item.get("key") not in _keys(have[kind][ref]):
+                    yield f"{where}: volume {v.get('name')} wants key {item.get('key')!r} of {kind} {ref}"
     declared = {v.get("name"): v for v in volumes}
     containers = list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
     cnames = [c.get("name") for c in containers]
@@ -208,12 +222,33 @@ def _pod(obj: dict, pod: dict, have: dict[str, dict[str, dict]]) -> Iterator[str
                 yield f"{cw}: volumeMount {m.get('name')!r} names no volume of the pod"
                 continue
             sub = m.get("subPath")
-            cm = volume.get("configMap")
-            if sub and cm and cm.get("name") in have.get("ConfigMap", {}) and not cm.get("items"):
-                data = have["ConfigMap"][cm["name"]].get("data") or {}
-                if sub not in data:
-                    yield f"{cw}: mount {m.get('mountPath')} takes key {sub!r}, which ConfigMap {cm['name']} lacks"
+            for field, (kind, key) in NAMESPACED_REFS.items():
+                source = volume.get(field)
+                if kind == "PersistentVolumeClaim" or not sub or not source or source.get("items") \
+                        or source.get(key) not in have.get(kind, {}):
+                    continue
+                if sub not in _keys(have[kind][source[key]]):
+                    yield f"{cw}: mount {m.get('mountPath')} takes key {sub!r}, which {kind} {source[key]} lacks"
+        yield from _env_refs(cw, c, have)
         yield from _resources(cw, c.get("resources") or {})
+
+
+def _env_refs(where: str, c: dict, have: dict[str, dict[str, dict]]) -> Iterator[str]:
+    """The ConfigMaps and Secrets (and keys) a container's env and envFrom read, unless optional."""
+    refs = [(kind, ref, None) for e in c.get("envFrom") or []
+            for kind, ref in (("ConfigMap", e.get("configMapRef")), ("Secret", e.get("secretRef"))) if ref]
+    refs += [(kind, ref, e.get("name")) for e in c.get("env") or []
+             for kind, ref in (("ConfigMap", (e.get("valueFrom") or {}).get("configMapKeyRef")),
+                               ("Secret", (e.get("valueFrom") or {}).get("secretKeyRef"))) if ref]
+    for kind, ref, variable in refs:
+        if ref.get("optional"):
+            continue
+        obj = have.get(kind, {}).get(ref.get("name"))
+        what = f"env {variable}" if variable else "envFrom"
+        if obj is None:
+            yield f"{where}: {what} refers to {kind} {ref.get('name')!r}, which the set does not create"
+        elif variable and ref.get("key") not in _keys(obj):
+            yield f"{where}: {what} wants key {ref.get('key')!r}, which {kind} {ref.get('name')} lacks"
 
 
 def _selects(selector: dict, labels: dict) -> bool:
@@ -257,14 +292,20 @@ def check(objects: list[dict]) -> list[str]:
             storage = (((obj.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
             if not quantity(storage):
                 problems.append(f"{_ref(obj)}: storage request {storage!r} is not a quantity")
-        elif kind == "ConfigMap":
-            for k in list((obj.get("data") or {})) + list((obj.get("binaryData") or {})):
-                if not (isinstance(k, str) and len(k) <= 253 and CONFIG_KEY.match(k)):
-                    problems.append(f"{_ref(obj)}: key {k!r} is not [-._a-zA-Z0-9]+")
-        elif kind == "Secret":
-            for k in list((obj.get("data") or {})) + list((obj.get("stringData") or {})):
-                if not (isinstance(k, str) and len(k) <= 253 and CONFIG_KEY.match(k)):
-                    problems.append(f"{_ref(obj)}: key {k!r} is not [-._a-zA-Z0-9]+")
+        elif kind in ("ConfigMap", "Secret"):
+            fields = ("data", "binaryData") if kind == "ConfigMap" else ("data", "stringData")
+            keys = [k for field in fields for k in (obj.get(field) or {})]
+            for k in keys:
+                if not config_key(k):
+                    problems.append(f"{_ref(obj)}: key {k!r} is not [-._a-zA-Z0-9]+ (nor '.', '..', '..x')")
+            for k in sorted({k for k in keys if keys.count(k) > 1}, key=str):
+                problems.append(f"{_ref(obj)}: key {k!r} is in {' and '.join(fields)} both")
+            if kind == "ConfigMap":
+                size = sum(len(v.encode()) if isinstance(v, str) else 0 for v in (obj.get("data") or {}).values())
+                size += sum(len(v) * 3 // 4 - v.count("=") if isinstance(v, str) else 0
+                            for v in (obj.get("binaryData") or {}).values())
+                if size > CONFIG_MAP_MAX:
+                    problems.append(f"{_ref(obj)}: {size} bytes of data, over the 1 MiB a ConfigMap holds")
     for obj in objects:
         if obj.get("kind") != "Service":
             continue

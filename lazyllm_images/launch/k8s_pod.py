@@ -2,13 +2,17 @@
 volumes and mounts, and the PersistentVolumeClaims they use.
 
 Storage never points at the machine that rendered the files: a model folder (a ``model`` bind) becomes a subPath
-of the claim ``SERVICE-models`` that the user fills, other bind folders the claim ``SERVICE-PURPOSE``, named
-volumes claims of their name, generated files (``Unit.files``) the unit's ConfigMap, tmpfs writable emptyDirs,
-``/dev/shm`` a memory emptyDir sized by ``shm_size``, the unit's Secret a read-only volume at /run/secrets.
+of the claim ``SERVICE-models`` that the user fills, other bind folders the claim ``SERVICE-PURPOSE``, a bind of a
+single small file of this host (a workflow graph, the host's CA bundle, a config file: whatever the renderer's
+``read_file`` reads) the ConfigMap ``SERVICE-PURPOSE`` holding a copy, mounted read-only by subPath, named volumes
+claims of their name, generated files (``Unit.files``) the unit's ConfigMap, tmpfs writable emptyDirs, ``/dev/shm``
+a memory emptyDir sized by ``shm_size``, the unit's Secret a read-only volume at /run/secrets.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import posixpath
 import re
@@ -26,7 +30,10 @@ UNPRIVILEGED = int(DEFAULT_USER.split(":")[0])
 CLAIM_SIZES = {"model": "100Gi", "hub-cache": "100Gi"}
 CLAIM_SIZE = "10Gi"
 PROBE_TIMEOUT_S = 5                # the 1 s default kills busy servers
+CONFIG_MAP_MAX = 1024 * 1024       # the API server's limit on a ConfigMap's data (and a Secret's)
+APPLY_ANNOTATION_MAX = 256 * 1024  # client-side apply copies the object into an annotation, limited to this
 _SUB = re.compile(r"[^A-Za-z0-9._-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")    # text but tab, LF, CR: binaryData instead
 
 
 def _quantity(size: str) -> str:
@@ -131,15 +138,90 @@ class Claims:
         return out, notes
 
 
+def config_key(source: str, purpose: str) -> str:
+    """A ConfigMap key ([-._a-zA-Z0-9]+, at most 253, not '.' or '..' nor starting with '..') from a file's
+    base name."""
+    key = _SUB.sub("-", posixpath.basename(source.rstrip("/")))[-253:]
+    if key == "." or key.startswith(".."):
+        key = key.lstrip(".")
+    return key or k8s_name(purpose)
+
+
+class FileMaps:
+    """The ConfigMaps that hold single files of this host bind-mounted by a service's units, one per distinct file
+    (base name and bytes): units mounting the same file share its ConfigMap. ``read_file(source)`` gives a file's
+    bytes, None for what is no file that fits a ConfigMap (a folder, a missing path, a file over 1 MiB): that stays
+    a claim."""
+
+    def __init__(self, part_of: str, read_file: Callable[[str], bytes | None] | None, taken: set[str]):
+        self.part_of = part_of
+        self.read_file = read_file
+        self.taken = set(taken)                 # ConfigMap names in use (the units' generated files)
+        self.read: dict[str, bytes | None] = {}  # source -> its bytes, read once
+        self.entries: dict[tuple[str, bytes], dict] = {}   # (key, bytes) -> {name, key, purpose, sources, users}
+
+    def content(self, source: str) -> bytes | None:
+        if self.read_file is None:
+            return None
+        if source not in self.read:
+            data = self.read_file(source)
+            self.read[source] = data if isinstance(data, bytes) and len(data) <= CONFIG_MAP_MAX else None
+        return self.read[source]
+
+    def use(self, m: MountSpec, unit: str) -> tuple[str, str] | None:
+        """(ConfigMap name, key) holding the file bind ``m`` mounts; None when its source is no file it holds."""
+        data = self.content(m.source)
+        if data is None:
+            return None
+        purpose = m.purpose or "file"
+        key = config_key(m.source, purpose)
+        entry = self.entries.get((key, data))
+        if entry is None:
+            base = k8s_name(f"{self.part_of}-{purpose}")
+            name, n = base, 2
+            while name in self.taken:
+                name, n = k8s_name(f"{base[:60]}-{n}"), n + 1
+            self.taken.add(name)
+            entry = self.entries[(key, data)] = {"name": name, "key": key, "data": data, "sources": [], "users": []}
+        for field, value in (("sources", m.source), ("users", unit)):
+            if value not in entry[field]:
+                entry[field].append(value)
+        return entry["name"], key
+
+    def objects(self, meta: Callable[[str], dict]) -> tuple[list[dict], list[str]]:
+        """(a ConfigMap per file, ``meta(name)`` its metadata, ``data`` for UTF-8 text, ``binaryData`` base64
+        otherwise; the notes saying where each came from)."""
+        out, notes = [], []
+        for entry in self.entries.values():
+            obj: dict = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(entry["name"])}
+            try:
+                text = entry["data"].decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            if text is not None and not _CONTROL.search(text):
+                obj["data"] = {entry["key"]: text}
+            else:
+                obj["binaryData"] = {entry["key"]: base64.b64encode(entry["data"]).decode("ascii")}
+            out.append(obj)
+            notes.append(f"ConfigMap {entry['name']} holds a copy of {', '.join(entry['sources'])} "
+                         f"({len(entry['data'])} bytes, mounted read-only by {', '.join(entry['users'])}): "
+                         "render again after changing it")
+            if len(json.dumps(obj)) > APPLY_ANNOTATION_MAX:
+                notes.append(f"ConfigMap {entry['name']} is too big for client-side apply's annotation "
+                             "(256 KiB): kubectl apply --server-side -k <output folder>")
+        return out, notes
+
+
 class PodVolumes:
     """One unit's pod volumes and its container's mounts, each volume named once for what it is. After ``add``:
     ``mounts``, ``volumes()``, ``dropped`` (the optional node paths left out), ``used_files`` (the generated files
     its ConfigMap ``cm_name`` holds) and ``notes`` (for the service's notes)."""
 
-    def __init__(self, unit: Unit, kname: str, part_of: str, claims: Claims):
+    def __init__(self, unit: Unit, kname: str, part_of: str, claims: Claims, file_maps: FileMaps | None = None):
         self.unit = unit
         self.part_of = part_of
         self.claims = claims
+        self.file_maps = file_maps
         self.files = dict(unit.files)
         self.cm_name = k8s_name(f"{kname}-files")
         self.named: dict[str, dict] = {}        # volume name -> volume
@@ -203,6 +285,14 @@ class PodVolumes:
             self.used_files[base] = self.files[base]
             mount["name"] = self.volume(("files",), "files", {"configMap": {"name": self.cm_name}})
             mount["subPath"] = base
+        elif self.file_maps is not None and (held := self.file_maps.use(m, self.unit.name)) is not None:
+            cm_name, key = held
+            mount["name"] = self.volume(("configmap", cm_name), purpose, {"configMap": {"name": cm_name}})
+            mount["subPath"] = key
+            mount["readOnly"] = True
+            if not m.read_only:
+                self.notes.append(f"{self.unit.name}: {m.target} is a read-only copy of {m.source} (ConfigMap "
+                                  f"{cm_name}): writes to it fail")
         else:
             self.folder(m, mount, purpose)
         if m.read_only:

@@ -5,8 +5,10 @@ bad manifest. Nothing here reaches a cluster: "schema- and semantics-checked, no
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -18,12 +20,12 @@ import yaml
 from lazyllm_images import host as host_mod
 from lazyllm_images.errors import UsageError
 from lazyllm_images.host import Gpu, HostFacts, NvidiaFacts
-from lazyllm_images.launch import k8s, k8s_check, secrets
+from lazyllm_images.launch import k8s, k8s_check, k8s_pod, secrets
 from lazyllm_images.launch.spec import (ENGINE_PURPOSE, GpuRequest, HealthCheck, LaunchSpec, MountSpec, PortSpec,
                                         scratch_mount)
 from lazyllm_images.launch.unit import Service, Unit
 from lazyllm_images.requests import BuildOptions, DeployModelRequest, LaunchOptions, RunRequest
-from lazyllm_images.services import deploy, run
+from lazyllm_images.services import deploy, run, trust
 
 pytestmark = pytest.mark.unit
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
@@ -339,6 +341,169 @@ def test_a_job_unit_is_a_job():
     assert any("copy /home/u/g.json to g.json" in n for n in rendered.notes)
 
 
+# ------------------------------------------------------------------ files of this host: ConfigMaps, not claims
+
+GRAPH_TEXT = '{"nodes": [{"id": "e", "kind": "LocalEmbedding"}],\n "edges": [], "note": "caf\u00e9 \u2713"}\n'
+DER = bytes(range(256)) + b"\x30\x82\xff\xfe"          # no UTF-8: binaryData
+
+
+def file_units(tmp_path, monkeypatch, *, ca: bytes = DER, model_ca: bool = True) -> Service:
+    """A graph runner (its graph JSON, the host's CA bundle, a config folder) and a model server that trusts the
+    same bundle: what ``lazyllm run g.json --target k8s`` mounts, built by hand."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    graph = tmp_path / "g.json"
+    graph.write_text(GRAPH_TEXT, encoding="utf-8")
+    bundle = tmp_path / "certs" / "ca-certificates.crt"
+    bundle.parent.mkdir()
+    bundle.write_bytes(ca)
+    conf = tmp_path / "conf.d"
+    conf.mkdir()
+    (conf / "a.toml").write_text("a = 1\n")
+    monkeypatch.setattr(host_mod, "ca_bundle", lambda env=None: str(bundle))
+    runner = spec(name="run", ports=(PortSpec("api", 8000),), gpus=GpuRequest.none(), shm_size=None,
+                  healthcheck=None, read_only_rootfs=True,
+                  mounts=(MountSpec("bind", "/graph/graph.json", str(graph), read_only=True, purpose="graph"),
+                          MountSpec("bind", "/etc/app", str(conf), read_only=True, purpose="config"),
+                          scratch_mount()))
+    runner, _ = trust.with_host_trust(runner)
+    model = spec(name="model")
+    if model_ca:
+        model, _ = trust.with_host_trust(model)
+    return Service("kgraph", (Unit(runner), Unit(model)))
+
+
+def test_a_graph_file_and_the_ca_bundle_become_config_maps(tmp_path, monkeypatch):
+    service = file_units(tmp_path, monkeypatch)
+    rendered = k8s.render(service, REGISTRY, namespace="g", read_file=k8s.small_file)
+    objects = docs_of(rendered)
+    validate(objects)
+    cms = by_kind(objects, "ConfigMap")
+    assert set(cms) == {"kgraph-graph", "kgraph-ca"}           # the CA bundle once, for both units
+    assert cms["kgraph-graph"]["data"] == {"g.json": GRAPH_TEXT} and "binaryData" not in cms["kgraph-graph"]
+    ca = cms["kgraph-ca"]
+    assert "data" not in ca and base64.b64decode(ca["binaryData"]["ca-certificates.crt"]) == DER
+    assert ca["metadata"]["namespace"] == "g" and ca["metadata"]["labels"]["app.kubernetes.io/part-of"] == "kgraph"
+    claims = by_kind(objects, "PersistentVolumeClaim")
+    assert "kgraph-graph" not in claims and "kgraph-ca" not in claims and "kgraph-config" in claims
+    text = files(rendered)["manifests.yaml"][0]
+    assert str(tmp_path) not in text and "hostPath" not in text
+    deps = by_kind(objects, "Deployment")
+    for unit, mounts in (("run", {"/graph/graph.json": ("kgraph-graph", "g.json"),
+                                  trust.CA_TARGET: ("kgraph-ca", "ca-certificates.crt")}),
+                         ("model", {trust.CA_TARGET: ("kgraph-ca", "ca-certificates.crt")})):
+        pod = pod_of(deps[unit])
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for target, (cm, key) in mounts.items():
+            (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == target]
+            assert mount["subPath"] == key and mount["readOnly"] is True
+            assert volumes[mount["name"]]["configMap"] == {"name": cm}
+    folder = next(m for m in pod_of(deps["run"])["containers"][0]["volumeMounts"] if m["mountPath"] == "/etc/app")
+    assert folder["subPath"] == "conf.d"
+    assert any("PVC kgraph-config" in n and "copy " + str(tmp_path / "conf.d") + " to conf.d/" in n
+               for n in rendered.notes)
+    assert not any("PVC kgraph-graph" in n or "PVC kgraph-ca" in n for n in rendered.notes)
+    assert any(n.startswith("ConfigMap kgraph-ca holds a copy of") and "run, model" in n for n in rendered.notes)
+
+
+def test_a_text_ca_bundle_is_data(tmp_path, monkeypatch):
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    service = file_units(tmp_path, monkeypatch, ca=pem.encode(), model_ca=False)
+    objects = k8s.objects(service, REGISTRY, read_file=k8s.small_file)
+    validate(objects)
+    assert by_kind(objects, "ConfigMap")["kgraph-ca"]["data"] == {"ca-certificates.crt": pem}
+
+
+def test_without_read_file_files_stay_claims(tmp_path, monkeypatch):
+    rendered = k8s.render(file_units(tmp_path, monkeypatch), REGISTRY)
+    objects = docs_of(rendered)
+    validate(objects)
+    assert not by_kind(objects, "ConfigMap")
+    assert {"kgraph-graph", "kgraph-ca", "kgraph-config"} <= set(by_kind(objects, "PersistentVolumeClaim"))
+    assert any("PVC kgraph-graph" in n and f"copy {tmp_path / 'g.json'} to g.json/" in n for n in rendered.notes)
+
+
+def test_a_file_over_1_mib_stays_a_claim(tmp_path, monkeypatch):
+    big = b"a" * (k8s.CONFIG_MAP_MAX + 1)
+    rendered = k8s.render(file_units(tmp_path, monkeypatch, ca=big), REGISTRY, read_file=k8s.small_file)
+    objects = docs_of(rendered)
+    validate(objects)
+    assert set(by_kind(objects, "ConfigMap")) == {"kgraph-graph"}
+    assert "kgraph-ca" in by_kind(objects, "PersistentVolumeClaim")
+    assert any("PVC kgraph-ca" in n and "copy " in n and "ca-certificates.crt" in n for n in rendered.notes)
+    # what a reader gives beyond the limit is not trusted either
+    objects = k8s.objects(file_units(tmp_path / "x", monkeypatch), REGISTRY, read_file=lambda path: big)
+    assert not by_kind(objects, "ConfigMap")
+
+
+def test_small_file_reads_regular_files_that_fit(tmp_path):
+    exact = tmp_path / "exact"
+    exact.write_bytes(b"\0" * k8s.CONFIG_MAP_MAX)
+    over = tmp_path / "over"
+    over.write_bytes(b"\0" * (k8s.CONFIG_MAP_MAX + 1))
+    link = tmp_path / "link"
+    link.symlink_to(exact)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert k8s.small_file(str(exact)) == b"\0" * k8s.CONFIG_MAP_MAX
+    assert k8s.small_file(str(link)) == k8s.small_file(str(exact))
+    for path in (over, tmp_path, tmp_path / "missing", fifo):
+        assert k8s.small_file(str(path)) is None
+
+
+def test_a_1_mib_binary_file_fits(tmp_path, monkeypatch):
+    data = bytes(range(256)) * (k8s.CONFIG_MAP_MAX // 256)
+    objects = k8s.objects(file_units(tmp_path, monkeypatch, ca=data, model_ca=False), REGISTRY,
+                          read_file=k8s.small_file)
+    ca = by_kind(objects, "ConfigMap")["kgraph-ca"]
+    assert base64.b64decode(ca["binaryData"]["ca-certificates.crt"]) == data
+    assert k8s_check.check(objects) == []
+    rendered = k8s.render(file_units(tmp_path / "b", monkeypatch, ca=data, model_ca=False), REGISTRY,
+                          read_file=k8s.small_file)
+    assert any("ConfigMap kgraph-ca is too big for client-side apply" in n and "--server-side" in n
+               for n in rendered.notes)
+
+
+def test_files_of_one_purpose_get_their_own_config_maps(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b" / "a.json"
+    b.parent.mkdir()
+    f = tmp_path / "f.json"
+    a.write_text("{}")
+    b.write_text("[]")
+    f.write_text("1")
+    one = spec(name="one", mounts=(MountSpec("bind", "/c/a.json", str(a), read_only=True, purpose="config"),
+                                   MountSpec("bind", "/c/b.json", str(b), purpose="config"),
+                                   MountSpec("bind", "/c/..hidden", str(tmp_path / "a.json"), read_only=True,
+                                             purpose="config"),
+                                   MountSpec("bind", "/c/f.json", str(f), read_only=True, purpose="files")))
+    # a unit named like the service: its generated files' ConfigMap svc-files is taken
+    two = spec(name="svc", ports=(PortSpec("api", 8000),),
+               mounts=(MountSpec("bind", "/etc/x", str(tmp_path / "gen" / "x"), read_only=True, purpose="config"),))
+    rendered = k8s.render(Service("svc", (Unit(one), Unit(two, files=(("x", "y"),)))), REGISTRY,
+                          read_file=k8s.small_file)
+    objects = docs_of(rendered)
+    validate(objects)
+    cms = by_kind(objects, "ConfigMap")
+    assert set(cms) == {"svc-config", "svc-config-2", "svc-files", "svc-files-2"}
+    assert cms["svc-config"]["data"] == {"a.json": "{}"} and cms["svc-config-2"]["data"] == {"a.json": "[]"}
+    assert cms["svc-files"]["data"] == {"x": "y"} and cms["svc-files-2"]["data"] == {"f.json": "1"}
+    mounts = {m["mountPath"]: m for m in pod_of(by_kind(objects, "Deployment")["one"])["containers"][0]["volumeMounts"]}
+    assert mounts["/c/a.json"]["name"] == mounts["/c/..hidden"]["name"]       # the same file: one volume
+    assert mounts["/c/b.json"]["readOnly"] is True
+    assert any("one: /c/b.json is a read-only copy" in n for n in rendered.notes)
+    assert k8s_pod.config_key("/x/..a", "config") == "a" and k8s_pod.config_key("/x/..", "ca") == "ca"
+    assert k8s_pod.config_key("/x/a b+c.crt", "ca") == "a-b-c.crt"
+
+
+def test_start_reads_the_files_of_this_host(tmp_path, monkeypatch):
+    """``lazyllm ... --target k8s`` (services.start.render) passes a reader: the files become ConfigMaps."""
+    from lazyllm_images.services import start
+    service = file_units(tmp_path, monkeypatch)
+    rendered = start.render(service, LaunchOptions(target="k8s", output=str(tmp_path / "out")),
+                            BuildOptions(registry=REGISTRY))
+    objects = docs_of(rendered)
+    assert {"kgraph-graph", "kgraph-ca"} <= set(by_kind(objects, "ConfigMap"))
+
+
 def test_a_command_reading_its_own_stdin_gets_the_line_piped():
     unit = Unit(spec(name="bridge", command=("bridge", "--secrets-stdin")), secrets={"env": {"K": "v"}}, wrap=False)
     c = pod_of(by_kind(k8s.objects(Service("m", (unit,)), REGISTRY), "Deployment")["bridge"])["containers"][0]
@@ -422,6 +587,16 @@ def service(objects):
     return next(o for o in objects if o["kind"] == "Service")
 
 
+def config_map(objects, data=None, binary=None, sub=None) -> None:
+    """A ConfigMap ``cm`` in the set, the pod's volume ``cm`` of it, mounted at /cm by ``sub`` when given."""
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}}
+    cm.update({k: v for k, v in (("data", data), ("binaryData", binary)) if v is not None})
+    objects.append(cm)
+    pod_of(deployment(objects))["volumes"].append({"name": "cm", "configMap": {"name": "cm"}})
+    if sub:
+        container(objects)["volumeMounts"].append({"name": "cm", "mountPath": "/cm", "subPath": sub})
+
+
 BREAKS = {
     "a Service name starting with a digit":
         (lambda o: service(o)["metadata"].update(name="1model"), "DNS-1035"),
@@ -482,6 +657,24 @@ BREAKS = {
     "a ConfigMap nothing creates":
         (lambda o: pod_of(deployment(o))["volumes"].append({"name": "cm", "configMap": {"name": "gone"}}),
          "does not create"),
+    "a ConfigMap key starting with '..'":
+        (lambda o: config_map(o, data={"..a": "x"}), "is not [-._a-zA-Z0-9]+"),
+    "a ConfigMap key in data and binaryData":
+        (lambda o: config_map(o, data={"a": "x"}, binary={"a": "eA=="}), "both"),
+    "a ConfigMap over 1 MiB":
+        (lambda o: config_map(o, data={"a": "x" * k8s.CONFIG_MAP_MAX, "b": "y"}), "over the 1 MiB"),
+    "a subPath key the ConfigMap lacks":
+        (lambda o: config_map(o, data={"a": "x"}, binary={"b": "eA=="}, sub="c"), "lacks"),
+    "an env var from a ConfigMap nothing creates":
+        (lambda o: container(o)["env"].append({"name": "X", "valueFrom": {"configMapKeyRef": {"name": "gone",
+                                                                                             "key": "k"}}}),
+         "does not create"),
+    "an env var wanting a key the Secret lacks":
+        (lambda o: container(o)["env"].append({"name": "X", "valueFrom": {"secretKeyRef": {
+            "name": next(x for x in o if x["kind"] == "Secret")["metadata"]["name"], "key": "nope"}}}), "lacks"),
+    "a projected ConfigMap nothing creates":
+        (lambda o: pod_of(deployment(o))["volumes"].append(
+            {"name": "p", "projected": {"sources": [{"configMap": {"name": "gone"}}]}}), "does not create"),
     "a PVC storage of 10g":
         (lambda o: next(x for x in o if x["kind"] == "PersistentVolumeClaim")["spec"]["resources"]["requests"]
          .update(storage="10g"), "not a quantity"),
@@ -493,6 +686,10 @@ BREAKS = {
 def test_the_good_set_passes():
     objects = good()
     validate(objects)
+    config_map(objects, data={"a": "x"}, binary={"b": "eA=="}, sub="b")       # a key of binaryData by subPath
+    container(objects)["env"].append({"name": "X", "valueFrom": {"configMapKeyRef": {"name": "gone", "key": "k",
+                                                                                     "optional": True}}})
+    assert k8s_check.check(objects) == []
 
 
 @pytest.mark.parametrize("case", list(BREAKS))
