@@ -131,8 +131,9 @@ def small_file(path: str) -> bytes | None:
 
 class _Renderer:
     def __init__(self, service: Service, registry: str | None, namespace: str | None, runtime_class: str | None,
-                 read_file: Callable[[str], bytes | None] | None = None):
+                 read_file: Callable[[str], bytes | None] | None = None, node_labels: tuple = ()):
         self.service = service
+        self.node_labels = dict(node_labels)
         self.registry = registry
         self.namespace = namespace
         self.runtime_class = runtime_class
@@ -260,6 +261,8 @@ class _Renderer:
                      "enableServiceLinks": False}               # a Service named vllm would set VLLM_PORT
         if self.runtime_class and gpus:
             pod["runtimeClassName"] = self.runtime_class
+        if self.node_labels:
+            pod["nodeSelector"] = dict(self.node_labels)
         pod["securityContext"] = pod_ctx
         if not unit.job:
             pod["terminationGracePeriodSeconds"] = GRACE_S
@@ -334,9 +337,10 @@ class _Renderer:
 
 
 def objects(service: Service, registry: str | None, namespace: str | None = None,
-            runtime_class: str | None = None, read_file: Callable[[str], bytes | None] | None = None) -> list[dict]:
+            runtime_class: str | None = None, read_file: Callable[[str], bytes | None] | None = None,
+            node_labels: tuple[tuple[str, str], ...] = ()) -> list[dict]:
     """Every object ``render`` writes, as dicts (the Secrets last)."""
-    return _Renderer(service, registry, namespace, runtime_class, read_file).build()
+    return _Renderer(service, registry, namespace, runtime_class, read_file, node_labels).build()
 
 
 def preflight(service: Service, registry: str | None) -> None:
@@ -350,11 +354,13 @@ def preflight(service: Service, registry: str | None) -> None:
 
 
 def render(service: Service, registry: str | None, namespace: str | None = None,
-           runtime_class: str | None = None, read_file: Callable[[str], bytes | None] | None = None) -> Rendered:
+           runtime_class: str | None = None, read_file: Callable[[str], bytes | None] | None = None,
+           node_labels: tuple[tuple[str, str], ...] = ()) -> Rendered:
     """manifests.yaml, secrets.yaml (when a unit has secrets) and kustomization.yaml for ``service``.
     ``read_file(source)``: the bytes of a bind mount's source when it is a file small enough for a ConfigMap, else
-    None (``small_file`` reads this host's); without it every bind folder or file is a claim the user fills."""
-    return _Renderer(service, registry, namespace, runtime_class, read_file).render()
+    None (``small_file`` reads this host's); without it every bind folder or file is a claim the user fills.
+    ``node_labels``: the pods' nodeSelector (``--node-label``)."""
+    return _Renderer(service, registry, namespace, runtime_class, read_file, node_labels).render()
 
 
 def spec_service(spec: LaunchSpec, **unit) -> Service:

@@ -110,7 +110,7 @@ def render(service: Service, launch: LaunchOptions, build: BuildOptions):
                             node_labels=launch.node_labels)
     from ..launch import k8s
     return k8s.render(service, build.registry, namespace=launch.namespace, runtime_class=launch.runtime_class,
-                      read_file=k8s.small_file)
+                      read_file=k8s.small_file, node_labels=launch.node_labels)
 
 
 def node_hostname() -> str | None:

@@ -132,3 +132,16 @@ def test_node_labels_are_checked(capsys, argv, words):
     code = main(["deploy", "all-MiniLM-L6-v2", "--framework", "embedding", *argv])
     err = capsys.readouterr().err
     assert code == 2 and words in err and err.strip().splitlines()[-1].startswith("hint: ")
+
+
+def test_node_labels_become_the_pods_node_selector():
+    import kubernetes_validate
+    from lazyllm_images.launch import k8s, k8s_check
+    units = (Unit(LaunchSpec("s-a", "lazyllm/runtime:x", command=("a",))),)
+    objs = k8s.objects(Service("s", units), "r.example/ns",
+                       node_labels=(("gpu", "a100"), ("topology.kubernetes.io/zone", "z1")))
+    pod = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"gpu": "a100", "topology.kubernetes.io/zone": "z1"}
+    assert k8s_check.check(objs) == []
+    for obj in objs:
+        kubernetes_validate.validate(obj, "1.33", strict=True)
