@@ -19,7 +19,9 @@ def test_ctrl_c_and_sigterm_only_set_the_flag_then_the_handlers_come_back():
             assert stop.wait(5)                     # delivered, and no KeyboardInterrupt was raised here
     assert {sig: signal.getsignal(sig) for sig in before} == before
     with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)         # Python's own handler is back: Ctrl-C interrupts again
+        # Python's own handler is back: Ctrl-C interrupts again. raise_signal targets this (the main) thread: a
+        # process-wide kill may land on a thread an earlier test left, and the sleep would not be interrupted.
+        signal.raise_signal(signal.SIGINT)
         time.sleep(5)
 
 
