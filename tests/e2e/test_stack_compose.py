@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -173,3 +174,31 @@ def test_a_graph_with_code_and_an_embedding_as_a_compose_stack(tmp_path):
     assert leftovers("lazyllm-test-cgraph") == []
     inputs = lazyllm("run", str(path), "--input", "some input", "--target", "compose", "-o", str(out))
     assert inputs.returncode == 2 and "writes the graph as a service" in inputs.stderr
+
+
+def test_the_inference_controller_as_a_compose_stack(tmp_path):
+    """``run infer_service --target compose``: the controller (it drives this engine through its socket) as a
+    one-unit stack; its token is the one the CLI keeps per state volume (printed where), reaching the controller as
+    a compose secret; the API answers with it and refuses without."""
+    out = tmp_path / "infer.yaml"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    rendered = lazyllm("run", "infer_service", "--name", "lazyllm-test-cinfer", "--port", str(port),
+                       "--target", "compose", "-o", str(out))
+    assert rendered.returncode == 0, rendered.stderr[-4000:]
+    where = next(line.split("kept in ", 1)[1].split(" ")[0] for line in rendered.stdout.splitlines()
+                 if "token: kept in" in line)
+    token = Path(where).read_text().strip()
+    assert token and token not in out.read_text()
+    try:
+        urls = up(out)
+        api = urls["api"]
+        assert httpx.get(api, timeout=30).status_code == 401
+        listed = httpx.get(api, timeout=30, headers={"token": token})
+        assert listed.status_code == 200, listed.text
+    finally:
+        lazyllm("stack", "down", str(out))
+        docker.from_env().volumes.get("lazyllm-test-cinfer-state").remove(force=True)
+        Path(where).unlink(missing_ok=True)
+    assert leftovers("lazyllm-test-cinfer") == []
