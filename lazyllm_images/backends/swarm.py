@@ -24,9 +24,10 @@ _DONE = ("running",)
 _FINAL_BAD = ("failed", "rejected", "orphaned")
 
 
-def up(path: str, doc: dict, timeout: float) -> dict[str, str]:
+def up(path: str, doc: dict, timeout: float, keep: bool = False) -> dict[str, str]:
     """``docker stack deploy`` the file at ``path`` (``doc``: its parsed content) and wait until every service has
-    a running (healthy) task, jobs a completed one; returns the ``x-lazyllm`` URLs (key -> http://NODE:PORT/PATH)."""
+    a running (healthy) task, jobs a completed one; returns the ``x-lazyllm`` URLs (key -> http://NODE:PORT/PATH).
+    A stack that does not get there (or a Ctrl-C) is removed again, unless ``keep``."""
     _require_manager()
     name = stack_name(doc)
     folder = os.path.dirname(os.path.abspath(path)) or "."
@@ -39,7 +40,12 @@ def up(path: str, doc: dict, timeout: float) -> dict[str, str]:
     if result.returncode != 0:
         raise LaunchError(f"docker stack deploy refused {path}: {_one_line(result.stderr or result.stdout)}",
                           "fix the stack file (or write it again with lazyllm), then run lazyllm stack up again")
-    tasks = _wait(name, doc, timeout)
+    try:
+        tasks = _wait(name, doc, timeout)
+    except BaseException:
+        if not keep:
+            down(path, doc)
+        raise
     return _urls(doc, tasks)
 
 

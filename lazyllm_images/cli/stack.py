@@ -66,8 +66,7 @@ def up(file, target, timeout, keep):
         raise UsageError(f"--timeout {timeout:g} is not a positive number of seconds", "e.g. --timeout 600")
     doc, target = read_stack(file, target)
     backend = _backend(target)
-    kwargs = {"keep": keep} if target == "compose" else {}
-    urls = backend.up(file, doc, timeout, **kwargs)
+    urls = backend.up(file, doc, timeout, keep=keep)
     name = doc["x-lazyllm"]["service"]
     click.echo(f"{name} is up ({target})")
     for key, url in urls.items():

@@ -318,6 +318,8 @@ def test_gpu_tasks_land_on_nodes_advertising_them_and_one_more_waits(swarm, tmp_
             with pytest.raises(LaunchError) as err:
                 backend.up(*more, 15)
             assert "insufficient resources" in err.value.message and "GPU" in err.value.hint
+            assert docker("service", "ls", "-q", "--filter", "label=com.docker.stack.namespace=lzsw-gpu-more",
+                          host=swarm.manager).stdout == ""          # a stack that did not come up is removed
         finally:
             backend.down(*more)
             backend.down(*two)
