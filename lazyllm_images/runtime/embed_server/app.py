@@ -123,7 +123,9 @@ class Handlers:
         return JSONResponse(protocol.rerank_response(req, scores, tokens, state.name))
 
     async def models(self, request: Request) -> JSONResponse:
-        return JSONResponse(protocol.models_response(self.state.name, self.state.created))
+        model = self.state.model            # once loaded, the mode it runs in and how --dtype chose it
+        extra = {"dtype": model.dtype, "dtype_choice": model.dtype_choice} if model is not None else None
+        return JSONResponse(protocol.models_response(self.state.name, self.state.created, extra=extra))
 
     async def healthz(self, request: Request) -> JSONResponse:
         state = self.state

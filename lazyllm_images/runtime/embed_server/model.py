@@ -6,14 +6,17 @@ pairs -> relevance scores); ``detect_task`` tells them apart from the model's fi
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..model_files import cross_encoder
+from . import dtype as dtypes
 from .worker import Encoder
 
 log = logging.getLogger("lazyllm.embed")
@@ -31,6 +34,8 @@ class LoadedModel:
     max_seq_length: int | None
     load_seconds: float
     task: str = "embed"             # embed | rerank
+    dtype: str = "fp32"             # fp32 | bf16 | int8: what the model runs in (dtype.py)
+    dtype_choice: dict | None = None  # how --dtype chose it (Choice.as_dict)
 
 
 def _json_file(path: Path) -> dict:
@@ -64,10 +69,103 @@ def _token_counts(model: Any, texts: list[str]) -> list[int]:
     return [len(x) for x in ids]
 
 
+def _bf16_linear(linear: Any) -> Any:
+    """A Linear layer whose weights are kept in bfloat16 and whose product runs in bfloat16 (oneDNN's AVX-512 BF16
+    kernels), its input cast down and its output cast back to the input's dtype: the rest of the model (embeddings,
+    layer norms, softmax, residual sums) stays in fp32, so vectors stay within rounding of fp32's and do not depend
+    on the batch a text is padded in (all-bf16 weights moved them by up to 0.3%)."""
+    import torch
+    import torch.nn.functional as F
+
+    class BF16Linear(torch.nn.Module):
+        def __init__(self, weight: Any, bias: Any) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(weight.detach().to(torch.bfloat16), requires_grad=False)
+            self.bias = None if bias is None else torch.nn.Parameter(bias.detach().to(torch.bfloat16),
+                                                                     requires_grad=False)
+
+        def forward(self, x: Any) -> Any:
+            return F.linear(x.to(torch.bfloat16), self.weight, self.bias).to(x.dtype)
+
+    return BF16Linear(linear.weight, linear.bias)
+
+
+def convert(model: Any, mode: str, inplace: bool = False) -> Any:
+    """The model in ``mode`` (fp32 | bf16 | int8); a converted copy unless ``inplace``."""
+    if mode == "fp32":
+        return model
+    import torch
+
+    target = model if inplace else copy.deepcopy(model)
+    if mode == "bf16":
+        for parent in list(target.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, torch.nn.Linear):
+                    setattr(parent, name, _bf16_linear(child))
+        return target
+    if mode == "int8":
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        with warnings.catch_warnings():          # torch 2.x announces eager-mode quantization's move to torchao
+            warnings.simplefilter("ignore")
+            return quantize_dynamic(target, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
+    raise ValueError(f"unknown dtype {mode!r}; one of {', '.join(dtypes.DTYPES)}")
+
+
+def _unit_vectors(model: Any, texts: list[str], batch_size: int) -> Any:
+    return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False).astype("float32")
+
+
+def probe(model: Any, batch_size: int, flags: set[str] | None = None,
+          repeats: int = 2) -> tuple[Any, dtypes.Choice]:
+    """``--dtype auto`` on the CPU: the model in the mode ``dtype.choose`` picks from measurements on
+    ``dtype.PROBE_TEXTS`` (quality first: a candidate whose cosine to fp32 is too low is not timed)."""
+    started = time.perf_counter()
+    texts = list(dtypes.PROBE_TEXTS)
+    t0 = time.perf_counter()
+    ref = _unit_vectors(model, texts, batch_size)
+    first_fp32 = time.perf_counter() - t0
+    built: dict[str, Any] = {"fp32": model}
+    cosines: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for mode in dtypes.candidates(read_cpu_flags() if flags is None else flags):
+        try:
+            candidate = convert(model, mode)
+            vectors = _unit_vectors(candidate, texts, batch_size)       # its warm-up, and its quality
+        except Exception as exc:  # noqa: BLE001 - a mode this torch cannot run here is skipped, not fatal
+            errors[mode] = f"{type(exc).__name__}: {exc}"
+            continue
+        cosines[mode] = float((vectors * ref).sum(axis=1).min())
+        if cosines[mode] >= dtypes.MIN_COSINE:
+            built[mode] = candidate
+    seconds = {"fp32": first_fp32}
+    if len(built) > 1:                        # interleaved, best of ``repeats``: load from others falls on all
+        seconds = dict.fromkeys(built, float("inf"))
+        for _ in range(repeats):
+            for mode, m in built.items():
+                t0 = time.perf_counter()
+                _unit_vectors(m, texts, batch_size)
+                seconds[mode] = min(seconds[mode], time.perf_counter() - t0)
+    probes = [dtypes.Probe("fp32", round(seconds["fp32"], 4))]
+    for mode in [*cosines, *errors]:
+        probes.append(dtypes.Probe(mode, round(seconds[mode], 4) if mode in seconds else None,
+                                   round(cosines[mode], 5) if mode in cosines else None, errors.get(mode)))
+    choice = dtypes.choose(probes)
+    choice = dtypes.Choice(choice.mode, choice.reason, choice.probes, round(time.perf_counter() - started, 3))
+    return built[choice.mode], choice
+
+
+def read_cpu_flags() -> set[str]:
+    return dtypes.read_cpu_flags()
+
+
 def load(path: str, device: str = "auto", batch_size: int = 32, normalize: bool = True,
-         trust_remote_code: bool = False, task: str = "auto") -> LoadedModel:
+         trust_remote_code: bool = False, task: str = "auto", dtype: str = "auto") -> LoadedModel:
     task = detect_task(path) if task == "auto" else task
     if task == "rerank":
+        if dtype not in ("auto", "fp32"):
+            raise ValueError(f"--dtype {dtype} is for embedding models; a reranker runs in fp32")
         return load_reranker(path, device, batch_size, trust_remote_code)
     started = time.monotonic()
     from sentence_transformers import SentenceTransformer
@@ -76,16 +174,32 @@ def load(path: str, device: str = "auto", batch_size: int = 32, normalize: bool 
     model = SentenceTransformer(path, device=dev, trust_remote_code=trust_remote_code)
     dims_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dims = int(dims_of())
+    model.encode(["warm-up"], show_progress_bar=False)  # the first call pays for lazy initialisation
+    if dtype == "auto" and dev == "cpu":
+        model, choice = probe(model, batch_size)
+        fp32 = next(p for p in choice.probes if p.mode == "fp32")
+        log.info("--dtype auto chose %s in %.2f s: %s (probe texts: fp32 %.3f s; %s)", choice.mode,
+                 choice.probe_seconds or 0, choice.reason, fp32.seconds or 0,
+                 ", ".join(f"{p.mode} {p.seconds:.3f} s" if p.seconds is not None else f"{p.mode} untimed"
+                           for p in choice.probes if p.mode != "fp32") or "no other mode")
+    elif dtype == "auto":
+        choice = dtypes.Choice("fp32", f"auto measures CPU modes only; the model runs on {dev}")
+    else:
+        if dev != "cpu" and dtype == "int8":
+            raise ValueError("--dtype int8 (dynamic quantization) runs on the CPU only")
+        model = convert(model, dtype, inplace=True)
+        choice = dtypes.Choice(dtype, "asked for (--dtype)")
 
     def encode(texts: list[str]) -> tuple[list[list[float]], list[int]]:
         arr = model.encode(texts, batch_size=batch_size, normalize_embeddings=normalize,
                            convert_to_numpy=True, show_progress_bar=False)
         return arr.astype("float32").tolist(), _token_counts(model, texts)
 
-    encode(["warm-up"])  # the first call pays for lazy initialisation; do it before /healthz says ready
+    encode(["warm-up"])  # before /healthz says ready
     took = time.monotonic() - started
-    log.info("model %s loaded on %s in %.1f s (%d dimensions)", path, dev, took, dims)
-    return LoadedModel(encode, dims, normalize, dev, getattr(model, "max_seq_length", None), took, task="embed")
+    log.info("model %s loaded on %s in %.1f s (%d dimensions, %s)", path, dev, took, dims, choice.mode)
+    return LoadedModel(encode, dims, normalize, dev, getattr(model, "max_seq_length", None), took, task="embed",
+                       dtype=choice.mode, dtype_choice=choice.as_dict())
 
 
 def _pair_token_counts(model: Any, pairs: list[tuple[str, str]]) -> list[int]:

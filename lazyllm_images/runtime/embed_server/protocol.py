@@ -197,5 +197,8 @@ def generate_response(req: EmbeddingRequest, vectors: list[list[float]]) -> list
     return vectors[0] if req.single else vectors
 
 
-def models_response(name: str, created: int, owner: str = "lazyllm") -> dict[str, Any]:
-    return {"object": "list", "data": [{"id": name, "object": "model", "created": created, "owned_by": owner}]}
+def models_response(name: str, created: int, owner: str = "lazyllm",
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAI's model list of one model; ``extra`` fields (the server's own, e.g. ``dtype``) join its entry."""
+    entry = {"id": name, "object": "model", "created": created, "owned_by": owner, **(extra or {})}
+    return {"object": "list", "data": [entry]}
