@@ -117,6 +117,26 @@ def _unit_vectors(model: Any, texts: list[str], batch_size: int) -> Any:
                         show_progress_bar=False).astype("float32")
 
 
+def _timings(models: dict[str, Any], texts: list[str], batch_size: int, repeats: int) -> dict[str, float]:
+    """Seconds of CPU each model takes to encode ``texts`` on one thread, best of ``repeats`` interleaved runs.
+    One thread's CPU time, not the wall clock: on a host shared with other work (a test run, other containers) a
+    wall-clock race of a fraction of a second is decided by the scheduler, and picked fp32 or bf16 at random."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds = dict.fromkeys(models, float("inf"))
+        for _ in range(repeats):
+            for mode, m in models.items():
+                t0 = time.thread_time()
+                _unit_vectors(m, texts, batch_size)
+                seconds[mode] = min(seconds[mode], time.thread_time() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return seconds
+
+
 def probe(model: Any, batch_size: int, flags: set[str] | None = None,
           repeats: int = 2) -> tuple[Any, dtypes.Choice]:
     """``--dtype auto`` on the CPU: the model in the mode ``dtype.choose`` picks from measurements on
@@ -140,13 +160,8 @@ def probe(model: Any, batch_size: int, flags: set[str] | None = None,
         if cosines[mode] >= dtypes.MIN_COSINE:
             built[mode] = candidate
     seconds = {"fp32": first_fp32}
-    if len(built) > 1:                        # interleaved, best of ``repeats``: load from others falls on all
-        seconds = dict.fromkeys(built, float("inf"))
-        for _ in range(repeats):
-            for mode, m in built.items():
-                t0 = time.perf_counter()
-                _unit_vectors(m, texts, batch_size)
-                seconds[mode] = min(seconds[mode], time.perf_counter() - t0)
+    if len(built) > 1:
+        seconds = _timings(built, texts, batch_size, repeats)
     probes = [dtypes.Probe("fp32", round(seconds["fp32"], 4))]
     for mode in [*cosines, *errors]:
         probes.append(dtypes.Probe(mode, round(seconds[mode], 4) if mode in seconds else None,
