@@ -2,10 +2,10 @@
 only; the conversions that need torch are in ``model.py``).
 
 Modes: ``fp32`` (the weights as shipped), ``bf16`` (the Linear layers' weights and products in bfloat16, the rest
-in fp32: faster where the CPU has AVX-512 BF16 or AMX, slow emulation where it has neither; cosine to
-fp32 about 0.99998 on the bench corpus), ``int8`` (torch's dynamic quantization of the Linear layers, per-channel weights: fast with VNNI,
-but on small sentence encoders such as all-MiniLM-L6-v2 its vectors drift too far from fp32's, so ``auto``
-measures it and rejects it there).
+in fp32: faster where the CPU has AVX-512 BF16 or AMX, slow emulation where it has neither; cosine to fp32 about
+0.99998 on the bench corpus), ``int8`` (torch's dynamic quantization of the Linear layers, per-channel weights:
+fast with VNNI, but on small sentence encoders such as all-MiniLM-L6-v2 its vectors drift too far from fp32's, so
+``auto`` measures it and rejects it there).
 
 ``auto`` = at start-up, encode ``PROBE_TEXTS`` in fp32 and in each candidate mode this CPU can run natively; keep
 the candidates whose vectors have a cosine of at least ``MIN_COSINE`` to fp32's on every probe text; time them
