@@ -74,12 +74,18 @@ def corpus(words: int = WORDS, per_topic: int = PER_TOPIC) -> tuple[list[str], l
     return texts, owners, questions, asked
 
 
+def test_run_active() -> bool:
+    """`pgrep -f pytest` finds something (other than another session's pgrep polling the same way)."""
+    out = subprocess.run(["pgrep", "-af", "pytest"], capture_output=True, text=True).stdout
+    return any(line.split()[1:2] != ["pgrep"] for line in out.splitlines() if line.strip())
+
+
 def wait_for_quiet(seconds: float = 30, limit: float = 3 * 3600) -> float:
     """Block until `pgrep -f pytest` has found nothing for ``seconds`` in a row; the seconds waited."""
     start = time.monotonic()
     quiet_since = time.monotonic()
     while time.monotonic() - quiet_since < seconds:
-        if subprocess.run(["pgrep", "-f", "pytest"], capture_output=True).returncode == 0:
+        if test_run_active():
             if time.monotonic() - start > limit:
                 raise SystemExit("a test run stayed active; not measuring")
             quiet_since = time.monotonic()
@@ -228,7 +234,8 @@ def main() -> int:
              "quality": auto["quality_vs_ours_fp32"]["passes"]}
     version = out.pop("infinity_version")
     path = record(args.output, {
-        "model": MODEL, **({"limit_texts": args.limit} if args.limit else {}), "batch": BATCH, "single_concurrency": CONCURRENCY, "rounds": args.rounds,
+        "model": MODEL, **({"limit_texts": args.limit} if args.limit else {}), "batch": BATCH,
+        "single_concurrency": CONCURRENCY, "rounds": args.rounds,
         "encoding_format": "base64 (what the OpenAI client sends by default)",
         "waited_for_quiet_s": round(waited, 1), "cpu_flags": sorted(cpu_flags() & {
             "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni"}),
