@@ -101,3 +101,16 @@ def test_cli_dtype_option():
 def test_models_response_carries_the_mode_when_given():
     assert protocol.models_response("emb", 1, extra={"dtype": "bf16"})["data"][0]["dtype"] == "bf16"
     assert "dtype" not in protocol.models_response("emb", 1)["data"][0]
+
+
+def test_token_groups_pack_alike_lengths_under_the_budget():
+    from lazyllm_images.runtime.embed_server.worker import token_groups
+
+    lengths = [200, 10, 190, 12, 205, 11, 180, 9]
+    groups = token_groups(lengths, budget=450, most=32)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))       # every item once
+    assert all(max(lengths[i] for i in g) * len(g) <= 450 for g in groups)
+    assert groups == [[4, 0], [2, 6], [3, 5, 1, 7]]                                # longest first, alike together
+    assert token_groups([10] * 40, budget=1024, most=32) == [list(range(32)), list(range(32, 40))]
+    assert token_groups([3000, 5], budget=1024, most=32) == [[0], [1]]              # too long for the budget: alone
+    assert token_groups([], budget=1024, most=32) == []

@@ -98,3 +98,21 @@ class EmbedWorker:
             end = start + len(job.items)
             job.future.set_result(Result(outputs[start:end], sum(tokens[start:end])))
             start = end
+
+
+def token_groups(lengths: list[int], budget: int, most: int) -> list[list[int]]:
+    """The items of one encoder call in groups for the model: by length, longest first; a group, padded to its
+    longest item, holds at most ``budget`` tokens and ``most`` items (an item longer than the budget goes alone).
+    Texts of alike length pad little, and a group's activations stay in the CPU's caches: on 2 cores, 32 texts of
+    about 200 tokens encode faster as groups of 4-8 than as one padded batch of 32."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        if current and (len(current) >= most or lengths[current[0]] * (len(current) + 1) > budget):
+            groups.append(current)
+            current = []
+        current.append(i)
+    if current:
+        groups.append(current)
+    return groups
