@@ -11,7 +11,16 @@ import pytest
 from lazyllm_images.backends.foreground import describe_end, interrupts_as_flag
 
 
-def test_ctrl_c_and_sigterm_only_set_the_flag_then_the_handlers_come_back():
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler, whatever this process inherited: a shell starts background jobs with SIGINT
+    ignored, and Python then keeps SIG_IGN (``make test &`` would fail the last check below)."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)
+
+
+def test_ctrl_c_and_sigterm_only_set_the_flag_then_the_handlers_come_back(python_sigint):
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in (signal.SIGINT, signal.SIGTERM):
         with interrupts_as_flag() as stop:
@@ -19,9 +28,7 @@ def test_ctrl_c_and_sigterm_only_set_the_flag_then_the_handlers_come_back():
             assert stop.wait(5)                     # delivered, and no KeyboardInterrupt was raised here
     assert {sig: signal.getsignal(sig) for sig in before} == before
     with pytest.raises(KeyboardInterrupt):
-        # Python's own handler is back: Ctrl-C interrupts again. raise_signal targets this (the main) thread: a
-        # process-wide kill may land on a thread an earlier test left, and the sleep would not be interrupted.
-        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)          # Python's own handler is back: Ctrl-C interrupts again
         time.sleep(5)
 
 
