@@ -60,7 +60,7 @@ demo: venv engine base
 	$(ENGINE_ENV) scripts/demo.sh
 
 bench: venv engine base
-	@rc=0; for b in $${BENCHES:-startup plan install deploy mcp_bridge rag}; do \
+	@rc=0; for b in $${BENCHES:-startup plan install deploy mcp_bridge rag embed}; do \
 	  echo "== bench/$$b.py"; \
 	  ( $(ENGINE_ENV) LAZYLLM_BASE=$${LAZYLLM_BASE:-offline} $(BIN)/python bench/$$b.py ) || { echo "bench/$$b.py: exit $$?"; rc=1; }; \
 	done; exit $$rc
