@@ -11,7 +11,7 @@ from ..launch.spec import GpuRequest
 from .base import Framework, Needs, option_table, python_module
 
 # lazyllm_images/runtime/embed_server/cli.py
-OPTIONS = option_table("--task --batch-size --max-input-chars --no-normalize! --trust-remote-code! --log-level")
+OPTIONS = option_table("--task --batch-size --max-input-chars --no-normalize! --trust-remote-code! --log-level --dtype")
 RESERVED = {
     "model": "the model is the positional MODEL of 'lazyllm deploy'",
     "served_model_name": "the served name is the model's name; lazyllm prints it with the URL",
