@@ -54,22 +54,6 @@ def no_engine(monkeypatch, tmp_path):
     start.engine_info.cache_clear()
 
 
-@pytest.fixture()
-def llm_dir(tmp_path):
-    folder = tmp_path / "my-llm"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
-    return folder
-
-
-@pytest.fixture()
-def docs(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.md").write_text("# A\n\ntext\n")
-    return folder
-
-
 def hub_pair(token: str | None = "s3cret-token") -> Service:
     """``lazyllm deploy Qwen/Qwen2-7B-Instruct --chat=true --gpus 1 --auth-token T --dry-run``."""
     request = DeployModelRequest(model="Qwen/Qwen2-7B-Instruct", framework="vllm", chat=True,

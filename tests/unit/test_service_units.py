@@ -28,22 +28,6 @@ def no_engine(monkeypatch, tmp_path):
     start.engine_info.cache_clear()
 
 
-@pytest.fixture()
-def llm_dir(tmp_path):
-    folder = tmp_path / "my-llm"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
-    return folder
-
-
-@pytest.fixture()
-def docs(tmp_path):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "a.md").write_text("# A\n\ntext\n")
-    return folder
-
-
 def on_host(monkeypatch, facts: HostFacts) -> None:
     monkeypatch.setattr(host_mod, "host_facts", lambda: facts)
 
