@@ -6,25 +6,15 @@ current engine) when ``docker compose version`` works, else Debian's ``docker-co
 
 from __future__ import annotations
 
-import functools
 import shutil
-import subprocess
 
 import pytest
 
 
-@functools.cache
 def _found() -> tuple[str, ...] | None:
-    if shutil.which("docker"):
-        try:
-            done = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            done = None
-        if done is not None and done.returncode == 0:
-            return ("docker", "compose")
-    if shutil.which("docker-compose"):
-        return ("docker-compose",)
-    return None
+    from lazyllm_images.backends.compose import found_client      # the product's own choice of client
+    found = found_client()
+    return found[0] if found is not None else None
 
 
 def compose_argv() -> list[str] | None:

@@ -22,17 +22,26 @@ PROJECT = "com.docker.compose.project"
 
 
 @functools.lru_cache(maxsize=1)
-def compose_argv() -> tuple[str, ...]:
-    """``docker compose`` (v2) when the docker CLI has the plugin, else ``docker-compose`` (v1)."""
-    if shutil.which("docker"):
+def found_client() -> tuple[tuple[str, ...], str] | None:
+    """(argv, version) of ``docker compose`` (v2) when the docker CLI has the plugin, else of ``docker-compose``
+    (v1); None when neither answers."""
+    for argv in (("docker", "compose"), ("docker-compose",)):
+        if not shutil.which(argv[0]):
+            continue
         try:
-            done = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=60)
-            if done.returncode == 0:
-                return ("docker", "compose")
+            done = subprocess.run([*argv, "version", "--short"], capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired):
-            pass
-    if shutil.which("docker-compose"):
-        return ("docker-compose",)
+            continue
+        if done.returncode == 0:
+            return argv, done.stdout.strip()
+    return None
+
+
+def compose_argv() -> tuple[str, ...]:
+    """The compose client's argv prefix, or a UsageError saying what to install."""
+    found = found_client()
+    if found is not None:
+        return found[0]
     raise UsageError("no compose client here: 'docker compose' (v2) fails and docker-compose (v1) is not installed",
                      "install the compose v2 plugin or docker-compose")
 

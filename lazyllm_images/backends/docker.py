@@ -282,6 +282,14 @@ def urls_of(units: list[Unit]) -> dict[str, str]:
     return {key: url(u.spec.ports[0], path) for u in units for key, path in u.urls if u.spec.ports}
 
 
+def with_urls(service: Service) -> tuple[list[Unit], dict[str, str]]:
+    """The units with their host ports filled in and the service's URLs on their labels, and those URLs: what a
+    launch here and a compose file for this host both need before anything starts."""
+    units = [replace(u, spec=with_ports(u.spec)) for u in service.units]
+    found = urls_of(units)
+    return labelled(units, found, service.primary), found
+
+
 def labelled(units: list[Unit], urls: dict[str, str], primary: int) -> list[Unit]:
     """Every container of a service carries the service's URLs; ``ps`` and ``logs`` start from the primary one."""
     return [replace(u, spec=replace(u.spec, labels={**u.spec.labels, "org.lazyllm.urls": json.dumps(urls),
@@ -332,9 +340,7 @@ def up(service: Service, timeout: float, keep: bool = False, network: NetworkInB
     remove what was started, unless ``keep``. ``network``: the service's network, already on its way (made here
     when a unit is on it); ``gids``: device node -> owning groups (Ascend, AMD); ``wait=False``: start them all and
     return (a controller that polls health itself)."""
-    units = [replace(u, spec=with_ports(u.spec)) for u in service.units]
-    found = urls_of(units)
-    units = labelled(units, found, service.primary)
+    units, found = with_urls(service)
     try:
         if network is not None:
             network.wait()

@@ -18,11 +18,12 @@ def _run(argv: list[str]) -> str | None:
 
 
 def compose_client() -> str | None:
-    v2 = _run(["docker", "compose", "version", "--short"]) if shutil.which("docker") else None
-    if v2:
-        return f"compose v2 {v2} (docker compose)"
-    v1 = _run(["docker-compose", "version", "--short"]) if shutil.which("docker-compose") else None
-    return f"compose v1 {v1} (docker-compose)" if v1 else None
+    from ..backends.compose import found_client
+    found = found_client()
+    if found is None:
+        return None
+    argv, version = found
+    return f"compose {'v2' if len(argv) == 2 else 'v1'} {version} ({' '.join(argv)})"
 
 
 def swarm_state(info: dict) -> tuple[str, dict]:

@@ -96,11 +96,10 @@ def render(service: Service, launch: LaunchOptions, build: BuildOptions):
     targets.check_portable(service, launch.target)
     if launch.target == "compose":
         from .. import engine
-        from ..backends.docker import labelled, urls_of, with_ports
+        from ..backends.docker import with_urls
         from ..launch import compose
         from ..paths import service_files_dir
-        units = [replace(u, spec=with_ports(u.spec)) for u in service.units]
-        service = replace(service, units=tuple(labelled(units, urls_of(units), service.primary)))
+        service = replace(service, units=tuple(with_urls(service)[0]))
         return compose.render(service, output_path(service, launch), gids=device_gids(service),
                               files_dir=str(service_files_dir(service.name)),
                               labels=engine.runtime_labels)
