@@ -41,6 +41,16 @@ def write_dockerfiles(plan: Plan, folder: str) -> list[Path]:
     return paths
 
 
+def installer_notes(plan: Plan) -> tuple[str, ...]:
+    """Say where pip installs instead of uv (a recipe's choice, a source build, or LAZYLLM_INSTALLER=pip)."""
+    from .resolve.stack import UV_VERSION, installer_override
+    by_pip = [layer.name for layer in plan.layers if layer.installer == "pip"]
+    if not by_pip:
+        return ()
+    why = "LAZYLLM_INSTALLER=pip" if installer_override() == "pip" else "the recipe's choice"
+    return (f"pip installs {', '.join(by_pip)} ({why}); uv {UV_VERSION} the others",)
+
+
 def print_plan(plan: Plan, exists: dict[str, bool] | None, show_dockerfiles: bool) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -58,7 +68,7 @@ def print_plan(plan: Plan, exists: dict[str, bool] | None, show_dockerfiles: boo
         what = " ".join(list(layer.apt) + list(layer.packages))
         table.add_row(str(i), layer.name, layer.ref, state, what if len(what) < 70 else what[:67] + "...")
     console.print(table)
-    for note in plan.notes:
+    for note in plan.notes + installer_notes(plan):
         console.print(f"note: {note}")
     if exists is None:
         console.print("note: no Docker engine answers, so whether layers exist is unknown")

@@ -32,6 +32,7 @@ class PlannedLayer:
     dockerfile: str = ""
     context: tuple[ContextFile, ...] = ()
     wheelhouse: bool = False
+    installer: str = ""                 # uv | pip: what installs this layer's packages ("" for the python layer)
 
     @property
     def ref(self) -> str:
@@ -42,6 +43,8 @@ class PlannedLayer:
                "packages": list(self.packages), "apt": list(self.apt), "constraints": list(self.constraints),
                "protect": list(self.protect), "groups": list(self.groups), "launch": self.launch,
                "smoke": self.smoke}
+        if self.installer:
+            out["installer"] = self.installer
         if exists is not None:
             out["exists"] = exists
         return out

@@ -126,6 +126,7 @@ class LayerRecipe(Installs):
     torch: Optional[str] = None              # torch specifier this layer needs (framework pins)
     needs_torch: bool = False
     wheelhouse: bool = True                  # mount the host's local wheelhouse into the pip step
+    installer: Literal["uv", "pip"] = "uv"   # what installs the packages (pip: a fallback the recipe chooses)
     commands: list[str] = []                 # extra RUN lines (one command each)
     env: dict[str, str] = {}
     requires: Requires = Requires()
@@ -146,6 +147,7 @@ class GroupRecipe(Installs):
     torch: Optional[str] = None
     apt: list[str] = []
     commands: list[str] = []                 # extra RUN lines after the pip install (one command each)
+    installer: Literal["uv", "pip"] = "uv"   # what installs the packages (pip: a fallback the recipe chooses)
     requires: Requires = Requires()
     launch: LaunchNeeds = LaunchNeeds()
     smoke: Smoke = Smoke()

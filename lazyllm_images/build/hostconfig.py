@@ -2,13 +2,16 @@
 
 - the CA bundle (TLS-intercepting proxies): a BuildKit secret ``ca``;
 - pip's indexes and credentials: a generated pip.conf as the BuildKit secret ``pipconf`` (only http(s) indexes:
-  the host's own paths and constraint files mean nothing inside a build);
+  the host's own paths and constraint files mean nothing inside a build), and the same settings as a uv.toml, the
+  secret ``uvconf`` (uv reads no pip.conf; with extra indexes it is told to pick as pip does, the best match over
+  every index, so a layer resolves to the versions pip would);
 - the host's local wheelhouse folders (find-links): hard links in the layer's build context (``wheels/``);
 - proxy variables: Docker's predefined proxy build args (kept out of the image history by the engine).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,31 @@ def _pip_conf_text(env: dict[str, str] | None = None) -> tuple[str, list[str]]:
     return "\n".join(lines) + "\n", notes
 
 
+def _uv_toml_text(env: dict[str, str] | None = None) -> str:
+    s = pip_settings(env)
+    remote = [u for u in s.extra_index_urls if u.startswith(("http://", "https://"))]
+    lines = []
+    if s.index_url and s.index_url.startswith(("http://", "https://")):
+        lines.append(f"index-url = {json.dumps(s.index_url)}")
+    if remote:
+        lines.append(f"extra-index-url = {json.dumps(remote)}")
+        lines.append('index-strategy = "unsafe-best-match"')
+    if s.trusted_hosts:
+        lines.append(f"allow-insecure-host = {json.dumps(list(s.trusted_hosts))}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _write_secret(name: str, text: str) -> str:
+    folder = state_dir() / "secrets"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    path = folder / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return str(path)
+
+
 def host_config(env: dict[str, str] | None = None) -> HostConfig:
     env = os.environ if env is None else env
     secrets: dict[str, str] = {}
@@ -48,14 +76,8 @@ def host_config(env: dict[str, str] | None = None) -> HostConfig:
     if bundle:
         secrets["ca"] = bundle
     text, notes = _pip_conf_text(env)
-    folder = state_dir() / "secrets"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-    conf = folder / "pip.conf"
-    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    secrets["pipconf"] = str(conf)
+    secrets["pipconf"] = _write_secret("pip.conf", text)
+    secrets["uvconf"] = _write_secret("uv.toml", _uv_toml_text(env))
     return HostConfig(secrets=secrets, build_args=proxy_env(env),
                       wheelhouses=tuple(pip_settings(env).local_find_links()), notes=tuple(notes))
 

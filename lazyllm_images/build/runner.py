@@ -35,7 +35,8 @@ class Outcome:
         return {"stack": plan.stack_tag, "image": plan.top.ref, "lock": self.lock_file, "pushed": self.pushed,
                 "layers": [{"name": layer.name, "image": layer.ref, "how": self.how.get(layer.name),
                             "seconds": round(self.seconds.get(layer.name, 0.0), 3),
-                            "bytes": self.sizes.get(layer.name)} for layer in plan.layers]}
+                            "bytes": self.sizes.get(layer.name), "installer": layer.installer or None}
+                           for layer in plan.layers]}
 
 
 def ensure_base(plan: Plan, build: BuildOptions, recipes: RecipeSet, progress: Progress) -> None:

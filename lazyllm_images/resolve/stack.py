@@ -29,6 +29,16 @@ def image_prefix() -> str:
     return os.environ.get("LAZYLLM_IMAGE_PREFIX", "lazyllm").rstrip("/")
 
 
+def installer_override() -> str | None:
+    """LAZYLLM_INSTALLER=pip|uv: one installer for every layer, over the recipes' choice (pip where uv fails
+    on a host's index setup; the benchmark's pip side). Part of each Dockerfile, so of each tag."""
+    value = os.environ.get("LAZYLLM_INSTALLER", "").strip().lower()
+    if value and value not in ("uv", "pip"):
+        from ..errors import PlanError
+        raise PlanError(f"LAZYLLM_INSTALLER={value!r} is not an installer", "set it to uv or pip, or unset it")
+    return value or None
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -57,6 +67,7 @@ class LayerSpec:
     commands: list[str] = field(default_factory=list)
     description: str = ""
     wheelhouse: bool = True
+    installer: str = "uv"                                     # uv | pip (the recipe's choice)
     extra: dict = field(default_factory=dict)                # template variables
     files: list[ContextFile] = field(default_factory=list)
 
@@ -94,8 +105,10 @@ class Stacker:
                  _inline("with-host-config.sh", script("with-host-config.sh")),
                  _inline("pkg-install.sh", script("pkg-install.sh")), *spec.files]
         labels = self._labels(spec, here, protect)
+        installer = installer_override() or spec.installer
         context = dict(name=spec.name, os=self.choice.base.os, system=spec.system, packages=spec.packages,
-                       env=spec.env, commands=spec.commands, labels=_label_lines(labels), **spec.extra)
+                       env=spec.env, commands=spec.commands, labels=_label_lines(labels), installer=installer,
+                       **spec.extra)
         text = render(spec.template, parent=PARENT_PLACEHOLDER, **context)
         identity = {"scheme": SCHEME, "parent": self.parent_id, "name": spec.name,
                     "recipes": {k: self.recipes.digests.get(k, "") for k in spec.recipe_keys},
@@ -107,7 +120,8 @@ class Stacker:
                              launch=spec.launch.model_dump(exclude_defaults=True),
                              smoke=spec.smoke.model_dump(exclude_defaults=True),
                              dockerfile=render(spec.template, parent=self.parent_ref, **context),
-                             context=tuple(files), wheelhouse=spec.wheelhouse)
+                             context=tuple(files), wheelhouse=spec.wheelhouse,
+                             installer="" if spec.role == "python" else installer)
         self.layers.append(layer)
         self.parent_ref, self.parent_id = layer.ref, f"layer:{tag}"
         self.constraints, self.protect = _merge(here, spec.pins_above), protect
@@ -156,7 +170,7 @@ def torch_spec(r: RecipeSet, c: Choice, sel: Selection) -> LayerSpec:
         pins.append(f"torchaudio=={t.torchaudio}+{v}")
     return LayerSpec("torch", "torch", "torch", ["layer:torch"], packages=pins, pins_here=pins,
                      protect=layer.protect, smoke=layer.smoke, description=layer.description,
-                     extra=dict(torch=t.torch, variant=v, index=torch_index(r, v)))
+                     installer=layer.installer, extra=dict(torch=t.torch, variant=v, index=torch_index(r, v)))
 
 
 def flash_attn_spec(r: RecipeSet, c: Choice) -> LayerSpec:
@@ -164,6 +178,7 @@ def flash_attn_spec(r: RecipeSet, c: Choice) -> LayerSpec:
     return LayerSpec("flash-attn", "flash-attn", "flash_attn", ["layer:flash-attn"],
                      pins_above=[f"flash-attn=={fa.version}"], protect=layer.protect, smoke=layer.smoke,
                      description=layer.description, wheelhouse=False,
+                     installer=layer.installer if fa.wheel_url else "pip",     # a source build: pip (template)
                      extra=dict(version=fa.version, wheel_url=fa.wheel_url, max_jobs=flash_attn_max_jobs(r)))
 
 
@@ -185,7 +200,7 @@ def framework_spec(r: RecipeSet, c: Choice, name: str, sel: Selection) -> LayerS
                      system=list(layer.apt), pins_here=version_pins + list(layer.pins), protect=layer.protect,
                      launch=layer.launch, smoke=layer.smoke, env=sorted(layer.env.items()),
                      commands=list(layer.commands), description=layer.description, wheelhouse=layer.wheelhouse,
-                     groups=[g.name for g in sel.groups if name in g.frameworks])
+                     installer=layer.installer, groups=[g.name for g in sel.groups if name in g.frameworks])
 
 
 def group_spec(r: RecipeSet, c: Choice, name: str, sel: Selection) -> LayerSpec | None:
@@ -198,7 +213,7 @@ def group_spec(r: RecipeSet, c: Choice, name: str, sel: Selection) -> LayerSpec 
         return None
     return LayerSpec(f"group-{name}", "group", "pip", [f"group:{name}"], packages=packages, system=list(g.apt),
                      commands=list(g.commands), launch=g.launch, smoke=g.smoke, description=g.description,
-                     groups=[name])
+                     groups=[name], installer=g.installer)
 
 
 def packages_spec(r: RecipeSet, sel: Selection) -> LayerSpec | None:
@@ -207,14 +222,14 @@ def packages_spec(r: RecipeSet, sel: Selection) -> LayerSpec | None:
         return None
     names = [Requirement(p).name for p in packages]
     return LayerSpec("packages", "packages", "pip", ["layer:packages"], packages=packages,
-                     description=r.layers["packages"].description,
+                     description=r.layers["packages"].description, installer=r.layers["packages"].installer,
                      smoke=Smoke(commands=[["pip", "show", "--quiet", *names]]))
 
 
 def runtime_spec(r: RecipeSet) -> LayerSpec:
     layer = r.layers["runtime"]
     return LayerSpec("runtime", "runtime", "runtime", ["layer:runtime"], packages=runtime_requirements(),
-                     smoke=layer.smoke, description=layer.description, files=runtime_files(),
+                     smoke=layer.smoke, description=layer.description, files=runtime_files(), installer=layer.installer,
                      extra=dict(version=__version__))
 
 

@@ -80,6 +80,27 @@ def test_cpu_torch_comes_from_the_host_wheelhouse(lazyllm, docker_client):
     assert labels["org.lazyllm.torch"] == "2.13.0+cpu" and "torch==2.13.0+cpu" in labels["org.lazyllm.constraints"]
 
 
+INSTALLERS = ("import importlib.metadata as m, sys, six, pathlib; d = m.distribution('six');"
+              "pyc = list(pathlib.Path(sys.prefix).glob('lib/python*/site-packages/__pycache__/six.*.pyc'));"
+              "print(d.read_text('INSTALLER').strip(), bool(pyc))")
+
+
+def test_uv_installs_the_layers_with_bytecode_and_a_recipe_can_choose_pip(lazyllm, test_recipes, docker_client):
+    mark = unique_mark()
+    write_groups(test_recipes, {f"tiny-uv-{mark}": {"order": 75, "packages": ["six==1.16.0"]},
+                                f"tiny-pip-{mark}": {"order": 75, "packages": ["six==1.16.0"], "installer": "pip"}})
+    for name, expected in ((f"tiny-uv-{mark}", "uv True"), (f"tiny-pip-{mark}", "pip True")):
+        data = outcome(lazyllm("install", name, "--json"))
+        assert next(x for x in data["layers"] if x["name"] == f"group-{name}")["installer"] == expected.split()[0]
+        assert run_in(docker_client, data["stack"], "python", "-c", INSTALLERS).strip() == expected
+    # the project's own code is compiled at build time (the servers' user cannot write __pycache__ there)
+    out = run_in(docker_client, data["stack"], "python", "-c",
+                 "import pathlib; print(len(list(pathlib.Path('/opt/lazyllm/app').rglob('*.pyc'))) > 10)")
+    assert out.strip() == "True"
+    plan = lazyllm("install", f"tiny-pip-{mark}", "--dry-run")
+    assert f"pip installs group-tiny-pip-{mark} (the recipe's choice)" in " ".join(plan.stdout.split())
+
+
 def test_a_failing_layer_names_the_step_shows_the_log_and_keeps_the_layers_below(lazyllm, docker_client):
     result = lazyllm("install", "tiny-a", "tiny-bad")
     assert result.returncode == 1

@@ -1,4 +1,4 @@
-# lazyllm layer: python (preinstalled Python 3.11 in /opt/venv)
+# lazyllm layer: python (preinstalled Python 3.11 in /opt/venv; uv 0.13.9, which installs every layer above, in /opt/lazyllm/uv)
 FROM swr.cn-south-1.myhuaweicloud.com/ascendhub/mindie:2.0.RC1-800I-A2-py311-openeuler24.03-lts
 
 RUN (id -u 10001 >/dev/null 2>&1 || useradd --uid 10001 --create-home --shell /bin/sh lazyllm) \
@@ -8,7 +8,9 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \
     --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
     python3 -m venv --system-site-packages /opt/venv \
- && sh /opt/lazyllm-build/with-host-config.sh /opt/venv/bin/pip install "pip==26.3"
+ && sh /opt/lazyllm-build/with-host-config.sh /opt/venv/bin/pip install "pip==26.3" \
+ && python3 -m venv /opt/lazyllm/uv \
+ && sh /opt/lazyllm-build/with-host-config.sh /opt/lazyllm/uv/bin/pip install "uv==0.13.9"
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

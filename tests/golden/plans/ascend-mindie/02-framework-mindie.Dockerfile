@@ -1,5 +1,5 @@
 # lazyllm layer: framework-mindie
-FROM lazyllm/python:2f536fea1ef7eef2
+FROM lazyllm/python:041680230ac84177
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 ENV MINDIE_LOG_TO_STDOUT="1"

@@ -1,12 +1,16 @@
 # lazyllm layer: runtime (the project's own code: MCP bridge, chat page, RAG, model-server launchers)
-FROM lazyllm/group-embedding:7bffe55ac3047778
+FROM lazyllm/group-embedding:96dd411fbedf5d52
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=secret,id=uvconf,target=/run/secrets/uv.toml \
+    --mount=type=cache,id=lazyllm-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \
-    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
-    sh /opt/lazyllm-build/with-host-config.sh pip install -r /opt/lazyllm-build/requirements.txt
+    sh /opt/lazyllm-build/with-host-config.sh /opt/lazyllm/uv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode \
+      -c /opt/lazyllm/constraints.txt -r /opt/lazyllm-build/requirements.txt
 COPY app/ /opt/lazyllm/app/
+# compiled now: the servers run as uid 10001, who cannot write __pycache__ here, so each start would compile again
+RUN python -m compileall -q -j 0 /opt/lazyllm/app
 ENV PYTHONPATH=/opt/lazyllm/app
 # the hub cache's mount point, owned by the servers' user: the engine copies that ownership into a new volume
 RUN mkdir -p /cache/huggingface /cache/modelscope && chown -R 10001:10001 /cache

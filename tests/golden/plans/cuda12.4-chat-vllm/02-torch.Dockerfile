@@ -1,12 +1,13 @@
 # lazyllm layer: torch 2.6.0 (cu124): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:dbeb171e2c181da9
+FROM lazyllm/python:5dd006635371a1b9
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=secret,id=uvconf,target=/run/secrets/uv.toml \
+    --mount=type=cache,id=lazyllm-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \
-    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
-    sh /opt/lazyllm-build/with-host-config.sh sh -c 'pip install -r /opt/lazyllm-build/requirements.txt \
-      || pip install --extra-index-url https://download.pytorch.org/whl/cu124 -r /opt/lazyllm-build/requirements.txt'
+    sh /opt/lazyllm-build/with-host-config.sh sh -c '/opt/lazyllm/uv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode -c /opt/lazyllm/constraints.txt -r /opt/lazyllm-build/requirements.txt \
+      || /opt/lazyllm/uv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode -c /opt/lazyllm/constraints.txt --extra-index-url https://download.pytorch.org/whl/cu124 -r /opt/lazyllm-build/requirements.txt'
 RUN pip freeze --all > /opt/lazyllm/freeze/torch.txt
 LABEL org.lazyllm.accelerator="nvidia" \
       org.lazyllm.constraints="torch==2.6.0+cu124" \

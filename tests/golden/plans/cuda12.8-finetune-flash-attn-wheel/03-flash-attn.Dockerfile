@@ -1,11 +1,13 @@
 # lazyllm layer: flash-attn 2.8.3 (prebuilt wheel)
-FROM lazyllm/torch:829fd726c337481d
+FROM lazyllm/torch:f6bdf70acb50e044
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=secret,id=uvconf,target=/run/secrets/uv.toml \
+    --mount=type=cache,id=lazyllm-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \
-    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
-    sh /opt/lazyllm-build/with-host-config.sh pip install "flash-attn @ https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.3/flash_attn-2.8.3+cu12torch2.8cxx11abiTRUE-cp310-cp310-linux_x86_64.whl"
+    sh /opt/lazyllm-build/with-host-config.sh /opt/lazyllm/uv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode \
+      -c /opt/lazyllm/constraints.txt "flash-attn @ https://github.com/Dao-AILab/flash-attention/releases/download/v2.8.3/flash_attn-2.8.3+cu12torch2.8cxx11abiTRUE-cp310-cp310-linux_x86_64.whl"
 RUN pip freeze --all > /opt/lazyllm/freeze/flash-attn.txt
 LABEL org.lazyllm.accelerator="nvidia" \
       org.lazyllm.constraints="torch==2.8.0+cu128" \

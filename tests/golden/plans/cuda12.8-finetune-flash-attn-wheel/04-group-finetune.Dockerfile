@@ -1,13 +1,15 @@
 # lazyllm layer: group-finetune
-FROM lazyllm/flash-attn:4e1e99164940f72c
+FROM lazyllm/flash-attn:3d80493e2e9dae7b
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
+    --mount=type=secret,id=uvconf,target=/run/secrets/uv.toml \
+    --mount=type=cache,id=lazyllm-uv,target=/root/.cache/uv \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \
-    --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
-    sh /opt/lazyllm-build/with-host-config.sh pip install -r /opt/lazyllm-build/requirements.txt
+    sh /opt/lazyllm-build/with-host-config.sh /opt/lazyllm/uv/bin/uv pip install --python /opt/venv/bin/python --compile-bytecode \
+      -c /opt/lazyllm/constraints.txt -r /opt/lazyllm-build/requirements.txt
 RUN pip freeze --all > /opt/lazyllm/freeze/group-finetune.txt
 LABEL org.lazyllm.accelerator="nvidia" \
       org.lazyllm.constraints="torch==2.8.0+cu128;flash-attn==2.8.3" \

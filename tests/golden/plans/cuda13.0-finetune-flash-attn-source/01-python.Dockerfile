@@ -1,4 +1,4 @@
-# lazyllm layer: python (apt Python 3.10 in /opt/venv)
+# lazyllm layer: python (apt Python 3.10 in /opt/venv; uv 0.13.9, which installs every layer above, in /opt/lazyllm/uv)
 FROM nvidia/cuda:13.0.1-cudnn-devel-ubuntu22.04
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \
@@ -14,7 +14,9 @@ RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=bind,source=.,target=/opt/lazyllm-build \
     --mount=type=cache,id=lazyllm-pip,target=/root/.cache/pip \
     python3 -m venv /opt/venv \
- && sh /opt/lazyllm-build/with-host-config.sh /opt/venv/bin/pip install "pip==26.3"
+ && sh /opt/lazyllm-build/with-host-config.sh /opt/venv/bin/pip install "pip==26.3" \
+ && python3 -m venv /opt/lazyllm/uv \
+ && sh /opt/lazyllm-build/with-host-config.sh /opt/lazyllm/uv/bin/pip install "uv==0.13.9"
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
