@@ -114,3 +114,13 @@ def test_token_groups_pack_alike_lengths_under_the_budget():
     assert token_groups([10] * 40, budget=1024, most=32) == [list(range(32)), list(range(32, 40))]
     assert token_groups([3000, 5], budget=1024, most=32) == [[0], [1]]              # too long for the budget: alone
     assert token_groups([], budget=1024, most=32) == []
+
+
+def test_one_timing_round_settles_a_clear_answer_and_a_close_call_takes_two():
+    from lazyllm_images.runtime.embed_server.dtype import settled
+    assert settled({"fp32": 0.27, "bf16": 0.137})                    # 1.97x: clearly over 1.15x
+    assert settled({"fp32": 0.27, "bf16": 0.30})                     # slower than fp32: clearly under
+    assert not settled({"fp32": 0.27, "bf16": 0.22})                 # 1.23x: near the threshold
+    assert not settled({"fp32": 0.3, "bf16": 0.1, "int8": 0.11})      # two winners nearly level
+    assert settled({"fp32": 0.3, "bf16": 0.1, "int8": 0.2})           # a clear fastest
+    assert settled({"fp32": 0.3}) and settled({"bf16": 0.1})          # nothing to compare

@@ -8,9 +8,11 @@ fast with VNNI, but on small sentence encoders such as all-MiniLM-L6-v2 its vect
 ``auto`` measures it and rejects it there).
 
 ``auto`` = at start-up, encode ``PROBE_TEXTS`` in fp32 and in each candidate mode this CPU can run natively; keep
-the candidates whose vectors have a cosine of at least ``MIN_COSINE`` to fp32's on every probe text; time them
-against fp32 (one thread's CPU time, best of two interleaved runs) and keep the fastest, provided it beats fp32 by
-``MIN_GAIN`` (timings this short are noisy: a tie stays fp32). ``choose`` is that decision, given the measurements.
+the candidates whose vectors have a cosine of at least ``MIN_COSINE`` to fp32's on every probe text (the short
+texts first: a mode that already drifts there is rejected without encoding the paragraphs); time them against fp32
+(one thread's CPU time, interleaved runs: one round when ``settled`` says it decides, else the best of two) and
+keep the fastest, provided it beats fp32 by ``MIN_GAIN`` (timings this short are noisy: a tie stays fp32).
+``choose`` is that decision, given the measurements.
 """
 
 from __future__ import annotations
@@ -94,6 +96,23 @@ def candidates(flags: set[str]) -> list[str]:
     if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
         out.append("int8")
     return out
+
+
+SETTLE_MARGIN = 1.25       # after one timing round, a speed-up this far from MIN_GAIN either way is the answer
+
+
+def settled(seconds: dict[str, float], min_gain: float = MIN_GAIN, margin: float = SETTLE_MARGIN) -> bool:
+    """Whether one round of timings already decides ``choose``: every candidate's speed-up over fp32 is clearly
+    above ``min_gain`` or clearly below it (by ``margin``), and the fastest clear winner leads the next one by
+    ``margin`` too. Only a close call costs a second round (it was a third of the start-up check's time)."""
+    base = seconds.get("fp32")
+    if not base or base <= 0:
+        return True
+    gains = sorted((base / t for m, t in seconds.items() if m != "fp32" and t > 0), reverse=True)
+    if any(min_gain / margin < g < min_gain * margin for g in gains):
+        return False
+    winners = [g for g in gains if g >= min_gain]
+    return len(winners) < 2 or winners[0] >= winners[1] * margin
 
 
 def choose(probes: list[Probe] | tuple[Probe, ...], min_cosine: float = MIN_COSINE,
