@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import docker_version, record  # noqa: E402
+from common import docker_version, record
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 0.2

@@ -6,7 +6,7 @@ set -e
 ca=/run/secrets/ca.crt
 if [ -s "$ca" ]; then
   export PIP_CERT="$ca" SSL_CERT_FILE="$ca" REQUESTS_CA_BUNDLE="$ca" CURL_CA_BUNDLE="$ca" NODE_EXTRA_CA_CERTS="$ca" \
-         UV_NATIVE_TLS=0 GIT_SSL_CAINFO="$ca"
+         GIT_SSL_CAINFO="$ca"
 fi
 if [ -s /run/secrets/pip.conf ]; then
   export PIP_CONFIG_FILE=/run/secrets/pip.conf

@@ -1,5 +1,5 @@
 # lazyllm layer: framework-mindie
-FROM lazyllm/python:041680230ac84177
+FROM lazyllm/python:a4eb735440aeaa07
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 ENV MINDIE_LOG_TO_STDOUT="1"

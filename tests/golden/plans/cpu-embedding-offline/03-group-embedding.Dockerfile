@@ -1,5 +1,5 @@
 # lazyllm layer: group-embedding
-FROM lazyllm/torch:62cd5c1e1628485e
+FROM lazyllm/torch:dac8ba45b6d01236
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

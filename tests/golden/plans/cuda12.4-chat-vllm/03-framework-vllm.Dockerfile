@@ -1,5 +1,5 @@
 # lazyllm layer: framework-vllm
-FROM lazyllm/torch:61ee17d71d264ccf
+FROM lazyllm/torch:4a8bbffaae1947dd
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

@@ -1,5 +1,5 @@
 # lazyllm layer: group-vllm
-FROM lazyllm/framework-vllm:0abe551933884723
+FROM lazyllm/framework-vllm:6fbdd367073b6387
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

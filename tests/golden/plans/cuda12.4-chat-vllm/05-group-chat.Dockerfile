@@ -1,5 +1,5 @@
 # lazyllm layer: group-chat
-FROM lazyllm/group-vllm:9d48e169c52ae121
+FROM lazyllm/group-vllm:dbf3c7886b76abd9
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

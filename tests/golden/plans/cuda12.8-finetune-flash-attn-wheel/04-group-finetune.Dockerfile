@@ -1,5 +1,5 @@
 # lazyllm layer: group-finetune
-FROM lazyllm/flash-attn:3d80493e2e9dae7b
+FROM lazyllm/flash-attn:188ddbf78d2b5343
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

@@ -1,5 +1,5 @@
 # lazyllm layer: flash-attn 2.8.3 (compiled from source)
-FROM lazyllm/torch:fe033257064e1110
+FROM lazyllm/torch:f4e63fe2d7f957df
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

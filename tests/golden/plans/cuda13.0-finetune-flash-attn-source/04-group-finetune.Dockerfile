@@ -1,5 +1,5 @@
 # lazyllm layer: group-finetune
-FROM lazyllm/flash-attn:a3e131ca60b6ed39
+FROM lazyllm/flash-attn:6aa6ff27b3a60eda
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 
