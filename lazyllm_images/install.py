@@ -41,10 +41,11 @@ def write_dockerfiles(plan: Plan, folder: str) -> list[Path]:
     return paths
 
 
-def installer_notes(plan: Plan) -> tuple[str, ...]:
-    """Say where pip installs instead of uv (a recipe's choice, a source build, or LAZYLLM_INSTALLER=pip)."""
+def installer_notes(plan: Plan, only: set[str] | None = None) -> tuple[str, ...]:
+    """Say where pip installs instead of uv (a recipe's choice, a source build, or LAZYLLM_INSTALLER=pip); with
+    ``only``, among those layers (the ones a build ran)."""
     from .resolve.stack import UV_VERSION, installer_override
-    by_pip = [layer.name for layer in plan.layers if layer.installer == "pip"]
+    by_pip = [layer.name for layer in plan.layers if layer.installer == "pip" and (only is None or layer.name in only)]
     if not by_pip:
         return ()
     why = "LAZYLLM_INSTALLER=pip" if installer_override() == "pip" else "the recipe's choice"
@@ -99,6 +100,9 @@ def run(request: InstallRequest) -> None:
     if request.json:
         sys.stdout.write(json.dumps(outcome.to_dict(plan), indent=2) + "\n")
         return
+    built = {name for name, how in outcome.how.items() if how == "built"}
+    for note in installer_notes(plan, only=built):
+        print(f"note: {note}")
     if outcome.lock_file:
         print(f"lock: {outcome.lock_file}")
     for ref in outcome.pushed:

@@ -89,6 +89,9 @@ def test_uv_installs_the_layers_with_bytecode_and_a_recipe_can_choose_pip(lazyll
     mark = unique_mark()
     write_groups(test_recipes, {f"tiny-uv-{mark}": {"order": 75, "packages": ["six==1.16.0"]},
                                 f"tiny-pip-{mark}": {"order": 75, "packages": ["six==1.16.0"], "installer": "pip"}})
+    built = lazyllm("install", f"tiny-pip-{mark}")                  # the build says which layers pip installed
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert f"note: pip installs group-tiny-pip-{mark} (the recipe's choice)" in " ".join(built.stdout.split())
     for name, expected in ((f"tiny-uv-{mark}", "uv True"), (f"tiny-pip-{mark}", "pip True")):
         data = outcome(lazyllm("install", name, "--json"))
         assert next(x for x in data["layers"] if x["name"] == f"group-{name}")["installer"] == expected.split()[0]
