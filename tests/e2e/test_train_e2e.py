@@ -281,7 +281,8 @@ def test_bad_input_is_upstreams_4xx_and_starts_nothing(svc: Service, trained: di
         assert bob.get(f"{URL}/jobs").json() == {}
         for resp in (bob.get(f"{URL}/{job}/log"), bob.post(f"{URL}/{job}:pause"), bob.delete(f"{URL}/{job}")):
             assert resp.status_code == 404, resp.text
-    assert sorted(c.name for c in job_containers()) == before
+    # nothing started: no container that was not there before (one of an earlier test's jobs may end meanwhile)
+    assert set(c.name for c in job_containers()) <= set(before)
 
 
 def test_delete_cancels_then_cleans_up(svc: Service) -> None:
