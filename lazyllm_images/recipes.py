@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -106,6 +107,14 @@ class Installs(Strict):
     def _requirements(cls, v: list[str]) -> list[str]:
         return [_check_requirement(x) for x in v]
 
+    @field_validator("excludes", check_fields=False)
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?", name):
+                raise ValueError(f"{name!r} is not a package name (excludes takes names, no versions)")
+        return v
+
     @field_validator("commands", check_fields=False)
     @classmethod
     def _commands(cls, v: list[str]) -> list[str]:
@@ -127,6 +136,7 @@ class LayerRecipe(Installs):
     needs_torch: bool = False
     wheelhouse: bool = True                  # mount the host's local wheelhouse into the pip step
     installer: Literal["uv", "pip"] = "uv"   # what installs the packages (pip: a fallback the recipe chooses)
+    excludes: list[str] = []                 # dependencies never installed here (uv leaves them out; pip removes)
     commands: list[str] = []                 # extra RUN lines (one command each)
     env: dict[str, str] = {}
     requires: Requires = Requires()
@@ -148,6 +158,7 @@ class GroupRecipe(Installs):
     apt: list[str] = []
     commands: list[str] = []                 # extra RUN lines after the pip install (one command each)
     installer: Literal["uv", "pip"] = "uv"   # what installs the packages (pip: a fallback the recipe chooses)
+    excludes: list[str] = []                 # dependencies never installed here (uv leaves them out; pip removes)
     requires: Requires = Requires()
     launch: LaunchNeeds = LaunchNeeds()
     smoke: Smoke = Smoke()

@@ -68,6 +68,7 @@ class LayerSpec:
     description: str = ""
     wheelhouse: bool = True
     installer: str = "uv"                                     # uv | pip (the recipe's choice)
+    excludes: list[str] = field(default_factory=list)        # dependencies never installed in this layer
     extra: dict = field(default_factory=dict)                # template variables
     files: list[ContextFile] = field(default_factory=list)
 
@@ -114,10 +115,13 @@ class Stacker:
                  _inline("constraints.txt", "".join(f"{c}\n" for c in here).encode()),
                  _inline("with-host-config.sh", script("with-host-config.sh")),
                  _inline("pkg-install.sh", script("pkg-install.sh")), *spec.files]
+        if spec.excludes:
+            files.append(_inline("excludes.txt", "".join(f"{p}\n" for p in spec.excludes).encode()))
         labels = self._labels(spec, here, protect)
         installer = installer_override() or spec.installer
         context = dict(name=spec.name, os=self.choice.base.os, system=spec.system, packages=spec.packages,
                        env=spec.env, commands=spec.commands, labels=_label_lines(labels), installer=installer,
+                       excludes=spec.excludes,
                        **spec.extra)
         text = render(spec.template, parent=PARENT_PLACEHOLDER, **context)
         identity = {"scheme": SCHEME, "parent": self.parent_id, "name": spec.name,
@@ -210,7 +214,7 @@ def framework_spec(r: RecipeSet, c: Choice, name: str, sel: Selection) -> LayerS
                      system=list(layer.apt), pins_here=version_pins + list(layer.pins), protect=layer.protect,
                      launch=layer.launch, smoke=layer.smoke, env=sorted(layer.env.items()),
                      commands=list(layer.commands), description=layer.description, wheelhouse=layer.wheelhouse,
-                     installer=layer.installer, groups=[g.name for g in sel.groups if name in g.frameworks])
+                     installer=layer.installer, excludes=list(layer.excludes), groups=[g.name for g in sel.groups if name in g.frameworks])
 
 
 def group_spec(r: RecipeSet, c: Choice, name: str, sel: Selection) -> LayerSpec | None:
@@ -223,7 +227,7 @@ def group_spec(r: RecipeSet, c: Choice, name: str, sel: Selection) -> LayerSpec 
         return None
     return LayerSpec(f"group-{name}", "group", "pip", [f"group:{name}"], packages=packages, system=list(g.apt),
                      commands=list(g.commands), launch=g.launch, smoke=g.smoke, description=g.description,
-                     groups=[name], installer=g.installer)
+                     groups=[name], installer=g.installer, excludes=list(g.excludes))
 
 
 def packages_spec(r: RecipeSet, sel: Selection) -> LayerSpec | None:

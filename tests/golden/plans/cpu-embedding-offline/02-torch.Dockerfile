@@ -1,5 +1,5 @@
 # lazyllm layer: torch 2.13.0 (cpu): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:ec429ca0b3506bcd
+FROM lazyllm/python:e98de7dab43ae837
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

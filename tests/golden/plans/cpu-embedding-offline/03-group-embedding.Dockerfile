@@ -1,5 +1,5 @@
 # lazyllm layer: group-embedding
-FROM lazyllm/torch:dac8ba45b6d01236
+FROM lazyllm/torch:d8f2d4d0b0e1737e
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

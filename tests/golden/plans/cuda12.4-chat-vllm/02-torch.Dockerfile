@@ -1,5 +1,5 @@
 # lazyllm layer: torch 2.6.0 (cu124): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:547e95b53a22abd2
+FROM lazyllm/python:49bf634ea9d38f47
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

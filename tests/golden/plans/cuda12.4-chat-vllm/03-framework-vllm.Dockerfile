@@ -1,5 +1,5 @@
 # lazyllm layer: framework-vllm
-FROM lazyllm/torch:4a8bbffaae1947dd
+FROM lazyllm/torch:2acb31da3b0d57b9
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

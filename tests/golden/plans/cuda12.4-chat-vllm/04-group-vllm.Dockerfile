@@ -1,5 +1,5 @@
 # lazyllm layer: group-vllm
-FROM lazyllm/framework-vllm:6fbdd367073b6387
+FROM lazyllm/framework-vllm:70686188699669e1
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

@@ -1,5 +1,5 @@
 # lazyllm layer: group-chat
-FROM lazyllm/group-vllm:dbf3c7886b76abd9
+FROM lazyllm/group-vllm:f8afb9e4aac0d656
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

@@ -1,5 +1,5 @@
 # lazyllm layer: torch 2.8.0 (cu128): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:570f6ecb89dda8c1
+FROM lazyllm/python:55927d54f7afe3e9
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

@@ -1,5 +1,5 @@
 # lazyllm layer: flash-attn 2.8.3 (prebuilt wheel)
-FROM lazyllm/torch:89ac061f82807578
+FROM lazyllm/torch:81e42c857942c1ff
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

@@ -1,5 +1,5 @@
 # lazyllm layer: group-finetune
-FROM lazyllm/flash-attn:188ddbf78d2b5343
+FROM lazyllm/flash-attn:3be04948925c2602
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 

@@ -1,5 +1,5 @@
 # lazyllm layer: torch 2.13.0 (cu130): the host's wheelhouse first, else the PyTorch index
-FROM lazyllm/python:2410bb1894f3861b
+FROM lazyllm/python:6cc17eb12f37e3e8
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

@@ -1,5 +1,5 @@
 # lazyllm layer: flash-attn 2.8.3 (compiled from source)
-FROM lazyllm/torch:f4e63fe2d7f957df
+FROM lazyllm/torch:f389985fc4914477
 COPY constraints.txt /opt/lazyllm/constraints.txt
 RUN --mount=type=secret,id=ca,target=/run/secrets/ca.crt \
     --mount=type=secret,id=pipconf,target=/run/secrets/pip.conf \

@@ -1,5 +1,5 @@
 # lazyllm layer: group-finetune
-FROM lazyllm/flash-attn:6aa6ff27b3a60eda
+FROM lazyllm/flash-attn:e186636120d82345
 
 COPY constraints.txt /opt/lazyllm/constraints.txt
 
