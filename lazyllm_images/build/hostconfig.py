@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..host import ca_bundle, pip_settings, proxy_env
+from ..host import PipSettings, ca_bundle, pip_settings, proxy_env
 from ..paths import state_dir
 
 
@@ -28,12 +28,15 @@ class HostConfig:
     notes: tuple[str, ...] = ()
 
 
-def _pip_conf_text(env: dict[str, str] | None = None) -> tuple[str, list[str]]:
-    s = pip_settings(env)
+def _remote(url: str | None) -> bool:
+    return bool(url) and url.startswith(("http://", "https://"))
+
+
+def _pip_conf_text(s: PipSettings) -> tuple[str, list[str]]:
     lines, notes = ["[global]"], []
-    remote = [u for u in s.extra_index_urls if u.startswith(("http://", "https://"))]
-    skipped = [u for u in (s.index_url, *s.extra_index_urls) if u and not u.startswith(("http://", "https://"))]
-    if s.index_url and s.index_url.startswith(("http://", "https://")):
+    remote = [u for u in s.extra_index_urls if _remote(u)]
+    skipped = [u for u in (s.index_url, *s.extra_index_urls) if u and not _remote(u)]
+    if _remote(s.index_url):
         lines.append(f"index-url = {s.index_url}")
     if remote:
         lines.append("extra-index-url = " + " ".join(remote))
@@ -44,11 +47,10 @@ def _pip_conf_text(env: dict[str, str] | None = None) -> tuple[str, list[str]]:
     return "\n".join(lines) + "\n", notes
 
 
-def _uv_toml_text(env: dict[str, str] | None = None) -> str:
-    s = pip_settings(env)
-    remote = [u for u in s.extra_index_urls if u.startswith(("http://", "https://"))]
+def _uv_toml_text(s: PipSettings) -> str:
+    remote = [u for u in s.extra_index_urls if _remote(u)]
     lines = []
-    if s.index_url and s.index_url.startswith(("http://", "https://")):
+    if _remote(s.index_url):
         lines.append(f"index-url = {json.dumps(s.index_url)}")
     if remote:
         lines.append(f"extra-index-url = {json.dumps(remote)}")
@@ -75,11 +77,12 @@ def host_config(env: dict[str, str] | None = None) -> HostConfig:
     bundle = ca_bundle(env)
     if bundle:
         secrets["ca"] = bundle
-    text, notes = _pip_conf_text(env)
+    settings = pip_settings(env)                 # read pip's configuration files once for all three
+    text, notes = _pip_conf_text(settings)
     secrets["pipconf"] = _write_secret("pip.conf", text)
-    secrets["uvconf"] = _write_secret("uv.toml", _uv_toml_text(env))
+    secrets["uvconf"] = _write_secret("uv.toml", _uv_toml_text(settings))
     return HostConfig(secrets=secrets, build_args=proxy_env(env),
-                      wheelhouses=tuple(pip_settings(env).local_find_links()), notes=tuple(notes))
+                      wheelhouses=tuple(settings.local_find_links()), notes=tuple(notes))
 
 
 def wheel_files(wheelhouses: tuple[str, ...]) -> list[Path]:

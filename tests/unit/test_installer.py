@@ -8,6 +8,7 @@ import pytest
 
 from lazyllm_images.build.hostconfig import _uv_toml_text
 from lazyllm_images.errors import PlanError
+from lazyllm_images.host import pip_settings
 from lazyllm_images.install import installer_notes
 from lazyllm_images.requests import BuildOptions
 from lazyllm_images.resolve import resolve
@@ -70,7 +71,7 @@ def test_the_hosts_pip_indexes_become_uv_settings_with_pips_pick_over_indexes():
     env = {"PIP_INDEX_URL": "https://user:p%40ss@mirror.example/simple",
            "PIP_EXTRA_INDEX_URL": "https://extra.example/simple file:///opt/pypi/simple",
            "PIP_TRUSTED_HOST": "mirror.example extra.example"}
-    conf = tomllib.loads(_uv_toml_text(env))
+    conf = tomllib.loads(_uv_toml_text(pip_settings(env)))
     assert conf == {"index-url": "https://user:p%40ss@mirror.example/simple",
                     "extra-index-url": ["https://extra.example/simple"],      # a host path means nothing in a build
                     "index-strategy": "unsafe-best-match",
@@ -78,8 +79,8 @@ def test_the_hosts_pip_indexes_become_uv_settings_with_pips_pick_over_indexes():
 
 
 def test_no_extra_index_keeps_uvs_first_index_default():
-    conf = tomllib.loads(_uv_toml_text({"PIP_INDEX_URL": "https://mirror.example/simple",
-                                        "PIP_EXTRA_INDEX_URL": "file:///opt/pypi/simple"}))
+    conf = tomllib.loads(_uv_toml_text(pip_settings({"PIP_INDEX_URL": "https://mirror.example/simple",
+                                                     "PIP_EXTRA_INDEX_URL": "file:///opt/pypi/simple"})))
     assert conf == {"index-url": "https://mirror.example/simple"}
 
 
